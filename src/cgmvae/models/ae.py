@@ -1,0 +1,76 @@
+"""Deterministic autoencoder (linear ≈ PCA, denoising)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from anndata import AnnData
+
+from cgmvae.models.base import BaseAutoencoderModel
+from cgmvae.modules.base import AutoencoderModule
+
+
+class AE(BaseAutoencoderModel):
+    """Autoencoder x̂ = D(E(x)), trained on the reconstruction error.
+
+    With ``linear=True`` encoder and decoder are affine maps; on centred data the latent then
+    spans the top-``n_latent`` principal subspace (Plaut 2018). With ``noise_sd > 0`` it is a
+    denoising autoencoder: the encoder sees x + ε, ε ~ N(0, noise_sd²), the loss targets x.
+
+    Parameters
+    ----------
+    adata
+        AnnData registered with :meth:`setup_anndata`.
+    registry
+        A saved data registry, used by :meth:`load` when no AnnData is given.
+    n_latent
+        Dimension of the code.
+    n_hidden
+        Width of the hidden layers.
+    n_layers
+        Number of hidden layers in encoder and decoder.
+    dropout_rate
+        Dropout in the hidden layers (ignored when ``linear``).
+    likelihood
+        ``"gaussian"`` (default: squared error), ``"bernoulli"``, ``"poisson"``, ``"nb"``,
+        ``"zinb"``.
+    linear
+        Remove every non-linearity.
+    noise_sd
+        Standard deviation of the input noise of a denoising autoencoder.
+
+    Examples
+    --------
+    >>> AE.setup_anndata(adata)
+    >>> model = AE(adata, n_latent=10, linear=True)
+    >>> model.train()
+    >>> model.write_results(adata)  # .obsm["X_ae"]
+    """
+
+    _module_cls = AutoencoderModule
+    _plan_defaults: ClassVar[dict] = {}
+
+    def __init__(
+        self,
+        adata: AnnData | None = None,
+        registry: dict | None = None,
+        n_latent: int = 10,
+        n_hidden: int = 128,
+        n_layers: int = 1,
+        dropout_rate: float = 0.1,
+        likelihood: str = "gaussian",
+        linear: bool = False,
+        noise_sd: float = 0.0,
+    ):
+        super().__init__(
+            adata,
+            registry,
+            n_latent=n_latent,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            dropout_rate=dropout_rate,
+            likelihood=likelihood,
+            linear=linear,
+            noise_sd=noise_sd,
+        )
+        self.init_params_ = self._get_init_params(locals())

@@ -1,0 +1,25 @@
+"""The conditional Gaussian-mixture VAE."""
+
+from __future__ import annotations
+
+from cgmvae.models.conditional import ConditionalMixin
+from cgmvae.models.gmvae import GMVAE
+
+
+class CGMVAE(ConditionalMixin, GMVAE):
+    """Conditional Gaussian-mixture VAE.
+
+    y ~ Cat(π), z | y ~ N(μ_y, diag σ_y²), x ~ p(x | z, c) with the condition c given to
+    encoder and decoder, so that the clusters need not encode it, and the condition can be
+    swapped at decoding time (:meth:`predict_counterfactual`). Parameters, training and
+    cluster methods as :class:`GMVAE`; register the condition with
+    ``setup_anndata(condition_key=...)``.
+
+    Examples
+    --------
+    >>> CGMVAE.setup_anndata(adata, layer="counts", condition_key="stim")
+    >>> model = CGMVAE(adata, n_clusters=8)
+    >>> model.train()
+    >>> model.write_results(adata)  # X_cgmvae, cgmvae_cluster, cgmvae_cluster_probs
+    >>> stimulated = model.predict_counterfactual(target_condition="stim")
+    """

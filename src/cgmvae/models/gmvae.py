@@ -1,0 +1,98 @@
+"""Gaussian-mixture VAE."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from anndata import AnnData
+
+from cgmvae.models.base import BaseAutoencoderModel
+from cgmvae.models.mixture import ClusterMixin
+from cgmvae.modules.gmvae import GMVAEModule
+
+
+class GMVAE(ClusterMixin, BaseAutoencoderModel):
+    """Gaussian-mixture VAE: y ~ Cat(π), z | y ~ N(μ_y, diag σ_y²), x ~ p(x | z).
+
+    q(y | x) is the closed-form optimum of the mixture terms (y is marginalised exactly);
+    the prior means and scales are learned, initialised by k-means on the warmed-up latent.
+    Clusters are argmax_k q(y = k | x).
+
+    Parameters
+    ----------
+    adata
+        AnnData registered with :meth:`setup_anndata`.
+    registry
+        A saved data registry, used by :meth:`load` when no AnnData is given.
+    n_clusters
+        Number of mixture components (clusters).
+    n_latent
+        Dimension of z.
+    n_hidden
+        Width of the hidden layers.
+    n_layers
+        Number of hidden layers in encoder and decoder.
+    dropout_rate
+        Dropout in the hidden layers.
+    likelihood
+        ``"nb"`` (default, raw counts), ``"zinb"``, ``"poisson"``, ``"gaussian"`` or
+        ``"bernoulli"``.
+    beta
+        Weight of the KL of z.
+    beta_y
+        Weight of the KL of y.
+    free_bits
+        Free nats on the KL of y (no gradient while its batch mean is below this).
+    learn_cluster_weights
+        Learn the mixture weights π (otherwise uniform).
+    n_mc_samples
+        Draws of z per observation in the reconstruction term.
+    classification_weight
+        Weight of the cross-entropy on labelled cells (semi-supervised training, see
+        ``labels_key`` in :meth:`setup_anndata`).
+
+    Examples
+    --------
+    >>> GMVAE.setup_anndata(adata, layer="counts")
+    >>> model = GMVAE(adata, n_clusters=10)
+    >>> model.train()
+    >>> model.write_results(adata)  # X_gmvae, gmvae_cluster, gmvae_cluster_probs
+    """
+
+    _module_cls = GMVAEModule
+    _plan_defaults: ClassVar[dict] = {"warmup_start": 0.0, "warmup_end": 0.5, "cluster_init": 0.1}
+
+    def __init__(
+        self,
+        adata: AnnData | None = None,
+        registry: dict | None = None,
+        n_clusters: int = 10,
+        n_latent: int = 10,
+        n_hidden: int = 128,
+        n_layers: int = 1,
+        dropout_rate: float = 0.1,
+        likelihood: str = "nb",
+        beta: float = 1.0,
+        beta_y: float = 1.0,
+        free_bits: float = 0.0,
+        learn_cluster_weights: bool = False,
+        n_mc_samples: int = 1,
+        classification_weight: float = 10.0,
+    ):
+        super().__init__(
+            adata,
+            registry,
+            n_clusters=n_clusters,
+            n_latent=n_latent,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            dropout_rate=dropout_rate,
+            likelihood=likelihood,
+            beta=beta,
+            beta_y=beta_y,
+            free_bits=free_bits,
+            learn_cluster_weights=learn_cluster_weights,
+            n_mc_samples=n_mc_samples,
+            classification_weight=classification_weight,
+        )
+        self.init_params_ = self._get_init_params(locals())

@@ -1,0 +1,83 @@
+"""Variational autoencoder with a standard normal prior."""
+
+from __future__ import annotations
+
+from anndata import AnnData
+
+from cgmvae.models.base import BaseAutoencoderModel
+from cgmvae.models.conditional import ConditionalMixin
+from cgmvae.modules.vae import VAEModule
+
+
+class VAE(BaseAutoencoderModel):
+    """VAE: z ~ N(0, I), x ~ p(x | z), q(z | x) a diagonal Gaussian.
+
+    The negative ELBO is E_q[−log p(x | z)] + β KL(q(z | x) ‖ N(0, I)), with the KL in
+    closed form and the reconstruction averaged over ``n_mc_samples`` reparameterised draws
+    of z (the k of Kingma & Welling's estimator).
+
+    Parameters
+    ----------
+    adata
+        AnnData registered with :meth:`setup_anndata`.
+    registry
+        A saved data registry, used by :meth:`load` when no AnnData is given.
+    n_latent, n_hidden, n_layers, dropout_rate
+        Network sizes.
+    likelihood
+        ``"nb"`` (default), ``"zinb"``, ``"poisson"``, ``"gaussian"``, ``"bernoulli"``.
+    beta
+        Weight of the KL term (β-VAE); ``beta=0`` leaves the latent unregularised.
+    n_mc_samples
+        Draws of z per observation in the reconstruction term.
+
+    Examples
+    --------
+    >>> VAE.setup_anndata(adata, layer="counts")
+    >>> model = VAE(adata, beta=1.0, n_mc_samples=1)
+    >>> model.train()
+    >>> model.write_results(adata)  # .obsm["X_vae"]
+    """
+
+    _module_cls = VAEModule
+
+    def __init__(
+        self,
+        adata: AnnData | None = None,
+        registry: dict | None = None,
+        n_latent: int = 10,
+        n_hidden: int = 128,
+        n_layers: int = 1,
+        dropout_rate: float = 0.1,
+        likelihood: str = "nb",
+        beta: float = 1.0,
+        n_mc_samples: int = 1,
+    ):
+        super().__init__(
+            adata,
+            registry,
+            n_latent=n_latent,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            dropout_rate=dropout_rate,
+            likelihood=likelihood,
+            beta=beta,
+            n_mc_samples=n_mc_samples,
+        )
+        self.init_params_ = self._get_init_params(locals())
+
+
+class CVAE(ConditionalMixin, VAE):
+    """Conditional VAE: z ~ N(0, I), x ~ p(x | z, c), q(z | x, c).
+
+    The condition registered with ``setup_anndata(condition_key=...)`` enters encoder and
+    decoder, so z need not encode it. Parameters as :class:`VAE`.
+
+    Examples
+    --------
+    >>> CVAE.setup_anndata(adata, layer="counts", condition_key="batch")
+    >>> model = CVAE(adata)
+    >>> model.train()
+    >>> model.write_results(adata)  # .obsm["X_cvae"]
+    >>> stimulated = model.predict_counterfactual(target_condition="stim")
+    """

@@ -1,0 +1,134 @@
+"""Gaussian-mixture VAE (also the conditional CGMVAE) with y marginalised exactly."""
+
+from __future__ import annotations
+
+import torch
+from scvi import REGISTRY_KEYS
+
+from cgmvae.modules.base import LatentCost
+from cgmvae.modules.vae import VAEModule
+from cgmvae.nn.priors import MixturePrior
+
+LABEL_PROBS_KEY = "label_probs"
+
+
+class GMVAEModule(VAEModule):
+    """GMVAE: y ~ Cat(π), z | y ~ N(μ_y, σ_y²), x ~ p(x | z, c).
+
+    With q(y, z | x, c) = q(y | x, c) q(z | x, c) every term but the reconstruction is
+    analytic. q(y | x, c) is the closed-form minimiser of the mixture terms,
+    ``q_k ∝ π_k exp(−(β / β_y) KL(q(z | x, c) || N(μ_k, σ_k²)))``, so no cluster
+    head or Gumbel-softmax sampling is needed.
+
+    Cells with a known label (a class index below ``n_labels`` in the labels tensor, or a
+    non-zero row of class probabilities) use it in place of q(y | x, c) in the KL terms and
+    add ``classification_weight`` × cross-entropy(q(y | x, c), label).
+
+    Parameters
+    ----------
+    n_clusters
+        Number of mixture components K.
+    beta_y
+        Weight of KL(q(y | x, c) || π).
+    free_bits
+        Free nats on the KL of y: below this batch mean it gets no gradient.
+    learn_cluster_weights
+        Learn the mixture weights π (otherwise uniform).
+    n_labels
+        Number of known label classes (0: unsupervised); class j is component j.
+    classification_weight
+        Weight α of the cross-entropy on labelled cells.
+    **kwargs
+        Passed to :class:`~cgmvae.modules.VAEModule` (``beta``, ``n_mc_samples``, sizes).
+    """
+
+    def __init__(
+        self,
+        *args,
+        n_clusters: int = 10,
+        beta_y: float = 1.0,
+        free_bits: float = 0.0,
+        learn_cluster_weights: bool = False,
+        n_labels: int = 0,
+        classification_weight: float = 10.0,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.beta_y = beta_y
+        self.free_bits = free_bits
+        self.n_labels = n_labels
+        self.classification_weight = classification_weight
+        self.prior = MixturePrior(n_clusters, self.n_latent, learn_cluster_weights)
+
+    @property
+    def kl_ratio(self) -> float:
+        """β / β_y, the inverse temperature of the closed-form q(y | x, c)."""
+        return self.beta / self.beta_y if self.beta_y > 0 else 1.0
+
+    def inference(
+        self, x: torch.Tensor, condition: torch.Tensor, n_samples: int = 1
+    ) -> dict[str, torch.Tensor | None]:
+        """Encode, then add the per-component KLs and the cluster posterior q(y | x, c)."""
+        outputs = super().inference(x, condition, n_samples)
+        component_kl = self.prior.component_kl(outputs["z_mean"], outputs["z_var"])
+        logits = self.prior.cluster_posterior_logits(component_kl, self.kl_ratio)
+        outputs["component_kl"] = component_kl
+        outputs["cluster_probs"] = torch.softmax(logits, dim=-1)
+        return outputs
+
+    def cluster_targets(
+        self, tensors: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Known cluster probabilities and a mask of labelled cells, or ``None``."""
+        if LABEL_PROBS_KEY in tensors:
+            probs = tensors[LABEL_PROBS_KEY].float()
+            totals = probs.sum(-1, keepdim=True)
+            return probs / totals.clamp_min(1e-12), totals.squeeze(-1) > 0
+        if self.n_labels > 0 and REGISTRY_KEYS.LABELS_KEY in tensors:
+            codes = tensors[REGISTRY_KEYS.LABELS_KEY].long().squeeze(-1)
+            mask = codes < self.n_labels
+            onehot = torch.nn.functional.one_hot(
+                codes.clamp(max=self.n_labels - 1), self.prior.n_clusters
+            )
+            return onehot.float(), mask
+        return None
+
+    def latent_terms(
+        self, inference_outputs: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]
+    ) -> LatentCost:
+        """β Σ_k q_k KL(q(z) || p(z | k)) + β_y KL(q(y) || π) (+ α CE on labelled cells)."""
+        probs = inference_outputs["cluster_probs"]
+        weights, other_terms, classification = probs, {}, 0.0
+        targets = self.cluster_targets(tensors)
+        if targets is not None:
+            known, mask = (t.to(probs.device) for t in targets)
+            weights = torch.where(mask[:, None], known, probs)
+            cross_entropy = -(known * probs.clamp_min(1e-12).log()).sum(-1) * mask
+            classification = self.classification_weight * cross_entropy
+            other_terms["classification_loss"] = cross_entropy
+        kl_z = (weights * inference_outputs["component_kl"]).sum(-1)
+        kl_y = self.prior.cluster_kl(weights)
+        kl_y_loss = kl_y
+        if self.free_bits > 0 and kl_y.mean() < self.free_bits:
+            kl_y_loss = kl_y.detach()
+        penalty = self.beta * kl_z + self.beta_y * kl_y_loss
+        return LatentCost({"kl_z": kl_z, "kl_y": kl_y}, penalty, classification, other_terms)
+
+    def diagnostics(self, inference_outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Effective number of clusters in the batch: exp(entropy of the mean q(y | x, c))."""
+        mean_probs = inference_outputs["cluster_probs"].mean(0).detach()
+        entropy = -(mean_probs * mean_probs.clamp_min(1e-12).log()).sum()
+        return {"cluster_usage": entropy.exp()}
+
+    @torch.inference_mode()
+    def sample_prior(
+        self, n_samples: int, cluster: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw (z, y) from the mixture prior, optionally from one component only."""
+        if cluster is None:
+            clusters = torch.multinomial(
+                self.prior.log_weights().exp(), n_samples, replacement=True
+            )
+        else:
+            clusters = torch.full((n_samples,), cluster, device=self.device, dtype=torch.long)
+        return self.prior.sample(clusters), clusters

@@ -1,0 +1,16 @@
+"""Building blocks shared by the modules: networks, priors, likelihoods."""
+
+from cgmvae.nn.blocks import Decoder, Encoder
+from cgmvae.nn.likelihood import COUNT_LIKELIHOODS, LIKELIHOODS, LikelihoodHead
+from cgmvae.nn.priors import MixturePrior, kl_diagonal_gaussians, kl_standard_normal
+
+__all__ = [
+    "COUNT_LIKELIHOODS",
+    "LIKELIHOODS",
+    "Decoder",
+    "Encoder",
+    "LikelihoodHead",
+    "MixturePrior",
+    "kl_diagonal_gaussians",
+    "kl_standard_normal",
+]

@@ -1,0 +1,88 @@
+"""Observation models p(x | z, c) shared by every model of the package."""
+
+from __future__ import annotations
+
+import torch
+from scvi.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
+from torch import nn
+from torch.distributions import Bernoulli, Distribution, Normal, Poisson
+
+LIKELIHOODS = ("gaussian", "bernoulli", "poisson", "nb", "zinb")
+COUNT_LIKELIHOODS = ("poisson", "nb", "zinb")
+
+
+def check_likelihood(likelihood: str) -> str:
+    """Return ``likelihood`` if it is supported, else raise a ``ValueError`` naming the options."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(
+            f"Unknown likelihood {likelihood!r}. Choose one of {', '.join(LIKELIHOODS)}: "
+            "'nb'/'zinb'/'poisson' for raw counts, 'gaussian' for log-normalised or continuous "
+            "data, 'bernoulli' for values in [0, 1] such as images."
+        )
+    return likelihood
+
+
+class LikelihoodHead(nn.Module):
+    """Map decoder activations to the distribution p(x | z, c).
+
+    Count likelihoods use the observed library size: the mean is
+    ``softmax(W h) * library``, as in scVI and scVAE.
+
+    Parameters
+    ----------
+    n_hidden
+        Width of the decoder activations ``h``.
+    n_output
+        Number of observed features (genes, pixels).
+    likelihood
+        One of ``"gaussian"``, ``"bernoulli"``, ``"poisson"``, ``"nb"``, ``"zinb"``.
+    learn_scale
+        For ``"gaussian"``: learn one standard deviation per feature. If ``False`` the
+        standard deviation is 1 and the negative log-likelihood is half the squared error
+        (up to a constant), which is what a plain autoencoder minimises.
+    """
+
+    def __init__(self, n_hidden: int, n_output: int, likelihood: str, learn_scale: bool = True):
+        super().__init__()
+        self.likelihood = check_likelihood(likelihood)
+        self.mean = nn.Linear(n_hidden, n_output)
+        if likelihood in ("nb", "zinb"):
+            self.log_theta = nn.Parameter(torch.zeros(n_output))
+        if likelihood == "zinb":
+            self.dropout_logits = nn.Linear(n_hidden, n_output)
+        self.log_scale = (
+            nn.Parameter(torch.zeros(n_output))
+            if likelihood == "gaussian" and learn_scale
+            else None
+        )
+
+    def forward(self, hidden: torch.Tensor, library: torch.Tensor | None = None) -> Distribution:
+        """Return p(x | h) as a torch distribution with ``log_prob`` and ``mean``.
+
+        Parameters
+        ----------
+        hidden
+            Decoder activations, shape ``(..., n_cells, n_hidden)``.
+        library
+            Observed library size per cell, shape ``(n_cells, 1)``; required for counts.
+        """
+        raw = self.mean(hidden)
+        if self.likelihood == "gaussian":
+            scale = torch.ones_like(raw) if self.log_scale is None else self.log_scale.exp()
+            return Normal(raw, scale.expand_as(raw), validate_args=False)
+        if self.likelihood == "bernoulli":
+            return Bernoulli(logits=raw, validate_args=False)
+        mu = torch.softmax(raw, dim=-1) * library
+        if self.likelihood == "poisson":
+            return Poisson(mu.clamp_min(1e-8), validate_args=False)
+        theta = self.log_theta.exp().expand_as(mu)
+        if self.likelihood == "nb":
+            return NegativeBinomial(mu=mu, theta=theta, validate_args=False)
+        return ZeroInflatedNegativeBinomial(
+            mu=mu, theta=theta, zi_logits=self.dropout_logits(hidden), validate_args=False
+        )
+
+
+def negative_log_likelihood(distribution: Distribution, x: torch.Tensor) -> torch.Tensor:
+    """Return ``-log p(x)`` summed over features, one value per observation."""
+    return -distribution.log_prob(x).sum(-1)

@@ -1,0 +1,5 @@
+"""Training plans."""
+
+from cgmvae.train.plan import AutoencoderTrainingPlan
+
+__all__ = ["AutoencoderTrainingPlan"]

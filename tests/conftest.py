@@ -1,0 +1,18 @@
+import pytest
+import scvi
+
+from cgmvae.data import simulate
+
+TRAIN_KWARGS = {"enable_progress_bar": False, "enable_model_summary": False}
+
+
+@pytest.fixture(scope="session")
+def sim_adata():
+    """Four well separated clusters under two conditions with a strong condition effect."""
+    return simulate(n_obs=800, n_vars=100, n_clusters=4, n_conditions=2, seed=0)
+
+
+@pytest.fixture
+def seeded():
+    scvi.settings.seed = 0
+    yield

@@ -1,0 +1,144 @@
+import anndata
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import scvi
+
+from cgmvae import CGMVAE
+from cgmvae.metrics import cluster_scores
+from cgmvae.models.base import default_max_epochs
+from conftest import TRAIN_KWARGS
+
+
+@pytest.fixture(scope="module")
+def trained(sim_adata):
+    scvi.settings.seed = 0
+    adata = sim_adata.copy()
+    before = adata.copy()
+    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    model = CGMVAE(adata, n_clusters=4)
+    model.train(max_epochs=60, **TRAIN_KWARGS)
+    model.write_results(adata)
+    return model, adata, before
+
+
+def test_training_lowers_the_loss(trained):
+    model, _, _ = trained
+    elbo = model.history["elbo_train"].iloc[:, 0].to_numpy()
+    assert elbo[-1] < 0.8 * elbo[0]
+    assert elbo[-5:].mean() < elbo[10:15].mean()
+
+
+def test_clusters_recover_the_simulated_truth(trained):
+    _, adata, _ = trained
+    scores = cluster_scores(adata.obs["cluster"], adata.obs["cgmvae_cluster"])
+    assert scores["ari"] >= 0.9, scores
+
+
+def test_results_written_with_scverse_keys_and_dtypes(trained, tmp_path):
+    _, adata, _ = trained
+    latent = adata.obsm["X_cgmvae"]
+    assert latent.shape == (adata.n_obs, 10) and latent.dtype == np.float32
+    clusters = adata.obs["cgmvae_cluster"]
+    assert isinstance(clusters.dtype, pd.CategoricalDtype)
+    assert all(isinstance(c, str) for c in clusters.cat.categories)
+    probs = adata.obsm["cgmvae_cluster_probs"]
+    assert probs.shape == (adata.n_obs, 4)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(probs.argmax(1).astype(str), clusters.to_numpy())
+    assert adata.uns["cgmvae"]["params"]["n_clusters"] == 4
+    assert adata.uns["cgmvae"]["setup"]["condition_key"] == "condition"
+    adata.write_h5ad(tmp_path / "out.h5ad")  # everything written must be h5ad-serialisable
+    assert "X_cgmvae" in anndata.read_h5ad(tmp_path / "out.h5ad").obsm
+
+
+def test_user_data_left_unchanged(trained):
+    _, adata, before = trained
+    assert (adata.X != before.X).nnz == 0
+    assert (adata.layers["counts"] != before.layers["counts"]).nnz == 0
+    for column in before.obs.columns:
+        pd.testing.assert_series_equal(adata.obs[column], before.obs[column])
+
+
+def test_cluster_methods_agree(trained):
+    model, adata, _ = trained
+    probs = model.get_cluster_probabilities()
+    assert probs.shape == (adata.n_obs, 4)
+    np.testing.assert_array_equal(model.get_cluster_assignments(), probs.argmax(1))
+
+
+def test_kl_warmup_completes_within_training(trained):
+    model, _, _ = trained
+    kl_weight = model.history["kl_weight"].iloc[:, 0].dropna().to_numpy()
+    assert kl_weight[0] < 0.1
+    assert kl_weight[-1] == pytest.approx(1.0)
+
+
+def test_save_load_round_trip_gives_identical_latent(trained, tmp_path):
+    model, adata, _ = trained
+    model.save(tmp_path / "model", overwrite=True)
+    loaded = CGMVAE.load(tmp_path / "model", adata=adata)
+    np.testing.assert_array_equal(
+        loaded.get_latent_representation(), model.get_latent_representation()
+    )
+    np.testing.assert_array_equal(
+        loaded.get_cluster_assignments(), model.get_cluster_assignments()
+    )
+    with_saved_adata = CGMVAE.load(tmp_path / "model")
+    np.testing.assert_array_equal(
+        with_saved_adata.get_latent_representation(), model.get_latent_representation()
+    )
+
+
+def test_load_without_saved_anndata_uses_given_data(trained, tmp_path):
+    model, adata, _ = trained
+    model.save(tmp_path / "light", save_anndata=False)
+    loaded = CGMVAE.load(tmp_path / "light")
+    fresh = adata.copy()
+    np.testing.assert_array_equal(
+        loaded.get_latent_representation(fresh), model.get_latent_representation(adata)
+    )
+
+
+def test_model_without_condition_key(sim_adata, seeded):
+    adata = sim_adata[:200].copy()
+    CGMVAE.setup_anndata(adata, layer="counts")
+    model = CGMVAE(adata, n_clusters=3, n_hidden=32)
+    model.train(max_epochs=3, **TRAIN_KWARGS)
+    assert model.summary_stats.n_batch == 1
+    assert model.get_latent_representation().shape == (200, 10)
+
+
+def test_dense_input_and_other_likelihoods(sim_adata, seeded):
+    adata = sim_adata[:200].copy()
+    adata.X = adata.layers["counts"].toarray()
+    for likelihood in ("zinb", "poisson"):
+        CGMVAE.setup_anndata(adata, condition_key="condition")
+        model = CGMVAE(adata, n_clusters=3, n_hidden=32, likelihood=likelihood)
+        model.train(max_epochs=2, **TRAIN_KWARGS)
+        assert np.isfinite(model.history["elbo_train"].to_numpy(dtype=float)).all()
+
+
+def test_default_max_epochs_shrinks_with_data_size():
+    assert default_max_epochs(700) == 400
+    assert default_max_epochs(70_000) < 400
+    assert default_max_epochs(10**7) == 20
+
+
+def test_bad_arguments_raise_before_training(sim_adata):
+    adata = sim_adata[:50].copy()
+    with pytest.raises(KeyError, match="conditon"):
+        CGMVAE.setup_anndata(adata, condition_key="conditon")
+    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    with pytest.raises(ValueError, match="likelihood"):
+        CGMVAE(adata, likelihood="gamma")
+    with pytest.raises(ValueError, match="n_clusters"):
+        CGMVAE(adata, n_clusters=0)
+
+
+def test_negative_values_rejected_for_counts():
+    adata = anndata.AnnData(sp.csr_matrix(-np.ones((10, 5), dtype=np.float32)))
+    CGMVAE.setup_anndata(adata)
+    with pytest.raises(ValueError, match="non-negative"):
+        CGMVAE(adata)
