@@ -167,6 +167,7 @@ def test_mixture_kl_terms_match_monte_carlo():
     torch.testing.assert_close(analytic, monte_carlo.detach(), atol=0.02, rtol=0.01)
 
     module = GMVAEModule(n_input=4, n_latent=2, n_clusters=3)
+    prior.initialized.fill_(True)
     module.prior = prior
     probs = torch.softmax(prior.cluster_posterior_logits(analytic[None]), -1)
     cost = module.latent_terms({"cluster_probs": probs, "component_kl": analytic[None]}, {})
@@ -174,6 +175,16 @@ def test_mixture_kl_terms_match_monte_carlo():
     log_q_y = probs.log()
     joint = (probs * (analytic[None] + log_q_y - prior.log_weights())).sum()
     torch.testing.assert_close(terms["kl_z"] + terms["kl_y"], joint[None])
+
+
+def test_mixture_module_pretrains_as_a_vae_until_the_prior_is_placed():
+    module = GMVAEModule(n_input=4, n_latent=2, n_clusters=3)
+    outputs = {"z_mean": torch.zeros(5, 2), "z_var": torch.ones(5, 2)}
+    outputs["component_kl"] = module.prior.component_kl(outputs["z_mean"], outputs["z_var"])
+    outputs["cluster_probs"] = torch.full((5, 3), 1 / 3)
+    assert set(module.latent_terms(outputs, {}).kl_terms) == {"kl_z"}
+    module.prior.initialize(np.random.default_rng(0).normal(size=(60, 2)))
+    assert set(module.latent_terms(outputs, {}).kl_terms) == {"kl_z", "kl_y"}
 
 
 def test_closed_form_cluster_posterior_minimises_the_mixture_terms():

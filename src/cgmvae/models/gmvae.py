@@ -60,7 +60,7 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
     """
 
     _module_cls = GMVAEModule
-    _plan_defaults: ClassVar[dict] = {"warmup_start": 0.0, "warmup_end": 0.5, "cluster_init": 0.1}
+    _plan_defaults: ClassVar[dict] = {"warmup_start": 0.0, "warmup_end": 0.2, "cluster_init": 0.25}
 
     def __init__(
         self,

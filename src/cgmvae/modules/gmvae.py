@@ -16,7 +16,7 @@ class GMVAEModule(VAEModule):
     """GMVAE: y ~ Cat(π), z | y ~ N(μ_y, σ_y²), x ~ p(x | z, c).
 
     With q(y, z | x, c) = q(y | x, c) q(z | x, c) every term but the reconstruction is
-    analytic. q(y | x, c) is the closed-form minimiser of the mixture terms,
+    analytic. Before the mixture is initialised the module trains as a (C)VAE. q(y | x, c) is the closed-form minimiser of the mixture terms,
     ``q_k ∝ π_k exp(−(β / β_y) KL(q(z | x, c) || N(μ_k, σ_k²)))``, so no cluster
     head or Gumbel-softmax sampling is needed.
 
@@ -96,7 +96,14 @@ class GMVAEModule(VAEModule):
     def latent_terms(
         self, inference_outputs: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]
     ) -> LatentCost:
-        """β Σ_k q_k KL(q(z) || p(z | k)) + β_y KL(q(y) || π) (+ α CE on labelled cells)."""
+        """β Σ_k q_k KL(q(z) || p(z | k)) + β_y KL(q(y) || π) (+ α CE on labelled cells).
+
+        Until the prior's components are placed (:meth:`MixturePrior.initialize`), the
+        latent is pre-trained as a (C)VAE with a standard normal prior, so that the latent
+        the components are fitted to already leaves the condition to the decoder.
+        """
+        if not bool(self.prior.initialized):
+            return super().latent_terms(inference_outputs, tensors)
         probs = inference_outputs["cluster_probs"]
         weights, other_terms, classification = probs, {}, 0.0
         targets = self.cluster_targets(tensors)

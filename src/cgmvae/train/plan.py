@@ -18,8 +18,8 @@ class AutoencoderTrainingPlan(TrainingPlan):
     The KL weight rises linearly from ``min_kl_weight`` to ``max_kl_weight`` between
     ``warmup_start`` and ``warmup_end``, both fractions of the planned optimisation steps
     (``max_epochs`` × batches per epoch), so the warm-up always completes whatever the data
-    size. Mixture models get their prior components placed by k-means on the latent means
-    after ``cluster_init`` of training. A non-finite loss stops training with an error
+    size. Mixture models train as (C)VAEs until ``cluster_init`` of training, then get
+    their prior components placed by k-means on the latent means. A non-finite loss stops training with an error
     naming the term that diverged.
 
     Parameters
@@ -97,11 +97,17 @@ class AutoencoderTrainingPlan(TrainingPlan):
 
     def on_train_epoch_end(self) -> None:
         """Place the mixture components once the latent has warmed up."""
-        prior = getattr(self.module, "prior", None)
-        if prior is None or bool(prior.initialized):
-            return
         init_epoch = max(1, round(self.cluster_init * self.trainer.max_epochs))
         if self.current_epoch + 1 >= init_epoch:
+            self._initialize_clusters()
+
+    def on_train_end(self) -> None:
+        """Place the mixture components if training stopped before ``cluster_init``."""
+        self._initialize_clusters()
+
+    def _initialize_clusters(self) -> None:
+        prior = getattr(self.module, "prior", None)
+        if prior is not None and not bool(prior.initialized):
             latent, targets, labelled = self._training_latent()
             prior.initialize(latent, self.seed, targets, labelled)
 
