@@ -16,9 +16,10 @@ class GMVAEModule(VAEModule):
     """GMVAE: y ~ Cat(π), z | y ~ N(μ_y, σ_y²), x ~ p(x | z, c).
 
     With q(y, z | x, c) = q(y | x, c) q(z | x, c) every term but the reconstruction is
-    analytic. Before the mixture is initialised the module trains as a (C)VAE. q(y | x, c) is the closed-form minimiser of the mixture terms,
+    analytic. q(y | x, c) is the closed-form minimiser of the mixture terms,
     ``q_k ∝ π_k exp(−(β / β_y) KL(q(z | x, c) || N(μ_k, σ_k²)))``, so no cluster
-    head or Gumbel-softmax sampling is needed.
+    head or Gumbel-softmax sampling is needed. Until the mixture is initialised the module
+    trains as a (C)VAE with a standard normal prior.
 
     Cells with a known label (a class index below ``n_labels`` in the labels tensor, or a
     non-zero row of class probabilities) use it in place of q(y | x, c) in the KL terms and

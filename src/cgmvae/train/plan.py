@@ -19,8 +19,8 @@ class AutoencoderTrainingPlan(TrainingPlan):
     ``warmup_start`` and ``warmup_end``, both fractions of the planned optimisation steps
     (``max_epochs`` × batches per epoch), so the warm-up always completes whatever the data
     size. Mixture models train as (C)VAEs until ``cluster_init`` of training, then get
-    their prior components placed by k-means on the latent means. A non-finite loss stops training with an error
-    naming the term that diverged.
+    their prior components placed by k-means on the latent means. A non-finite loss stops
+    training with an error naming the term that diverged.
 
     Parameters
     ----------
