@@ -6,6 +6,11 @@ import pytest
 from cgmvae.cli import main
 
 
+def printed_summary(stdout: str) -> dict:
+    """The JSON summary the CLI prints last (a progress bar may come before it)."""
+    return json.loads(stdout[stdout.rindex("\n{") + 1 :] if "\n{" in stdout else stdout)
+
+
 @pytest.fixture
 def tiny_h5ad(sim_adata, tmp_path):
     path = tmp_path / "tiny.h5ad"
@@ -20,7 +25,7 @@ def test_fit_writes_results(tiny_h5ad, tmp_path, capsys):
         "--layer", "counts", "--max-epochs", "2", "--labels-key", "cluster", "--out", str(out),
     ]  # fmt: skip
     assert main(argv) == 0
-    summary = json.loads(capsys.readouterr().out)
+    summary = printed_summary(capsys.readouterr().out)
     assert {"ari", "nmi", "acc", "train_seconds"} <= summary.keys()
     fitted = anndata.read_h5ad(out)
     assert fitted.obsm["X_cgmvae"].shape == (150, 10)
@@ -59,7 +64,7 @@ def test_help_documents_every_option(capsys):
 
 def test_demo_writes_h5ad_umap_and_scores(tmp_path, capsys):
     assert main(["demo", "--out-dir", str(tmp_path), "--max-epochs", "3"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    summary = printed_summary(capsys.readouterr().out)
     assert 0 <= summary["ari"] <= 1 and 0 <= summary["nmi"] <= 1
     for name in ("pbmc68k_cgmvae.h5ad", "pbmc68k_umap.png", "pbmc68k_history.png"):
         assert (tmp_path / name).stat().st_size > 0

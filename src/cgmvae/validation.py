@@ -3,69 +3,167 @@
 from __future__ import annotations
 
 import difflib
+import logging
+import math
 import warnings
+from numbers import Real
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
-from anndata import AnnData
+from anndata import AnnData, ImplicitModificationWarning
 
 from cgmvae.nn.likelihood import COUNT_LIKELIHOODS, check_likelihood
 
+logger = logging.getLogger(__name__)
+
 POSITIVE_INT_PARAMS = ("n_latent", "n_hidden", "n_layers", "n_clusters", "n_mc_samples")
 NON_NEGATIVE_PARAMS = ("beta", "beta_y", "free_bits", "noise_sd")
+PREVIEW = 5
+
+
+def _preview(values, n: int = PREVIEW) -> str:
+    """Return the first ``n`` values quoted, and how many more there are."""
+    values = list(values)
+    shown = ", ".join(repr(str(v)) for v in values[:n])
+    return shown + (f" and {len(values) - n} more" if len(values) > n else "")
+
+
+def _check_positive_int(name: str, value) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(
+            f"{name} must be a whole number, got {value!r} ({type(value).__name__}); "
+            f"pass an int such as {name}=10."
+        )
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}; use {name}>=1.")
+
+
+def _check_real(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__}).")
 
 
 def check_model_params(**params) -> None:
-    """Raise ``ValueError`` for hyper-parameters outside their valid range."""
+    """Check model hyper-parameters before anything is built.
+
+    Raises
+    ------
+    TypeError
+        A size that is not an integer (``n_latent=2.5``) or a weight that is not a number.
+    ValueError
+        An unknown likelihood, a size below 1, a negative weight or a dropout rate
+        outside [0, 1).
+    """
     check_likelihood(params.get("likelihood", "gaussian"))
     for name in POSITIVE_INT_PARAMS:
-        value = params.get(name)
-        if value is not None and (not isinstance(value, int | np.integer) or value < 1):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        _check_positive_int(name, params.get(name))
     for name in NON_NEGATIVE_PARAMS:
         value = params.get(name)
-        if value is not None and not value >= 0:
-            raise ValueError(f"{name} must be >= 0, got {value!r}.")
+        if value is not None:
+            _check_real(name, value)
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}.")
     dropout = params.get("dropout_rate", 0.0)
+    _check_real("dropout_rate", dropout)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout!r}.")
+
+
+def check_anndata(adata) -> None:
+    """Check that ``adata`` is an in-memory AnnData with at least one cell and one gene.
+
+    Raises
+    ------
+    TypeError
+        ``adata`` is not an :class:`~anndata.AnnData`.
+    ValueError
+        ``adata`` is backed (opened with ``read_h5ad(..., backed="r")``) or empty.
+    """
+    if not isinstance(adata, AnnData):
+        raise TypeError(
+            f"Expected an AnnData, got {type(adata).__name__}; wrap the matrix first "
+            "(anndata.AnnData(X))."
+        )
+    if adata.isbacked:
+        raise ValueError(
+            f"adata is backed by {str(adata.filename)!r}; backed AnnData are not supported. "
+            "Load it into memory first: adata = adata.to_memory()."
+        )
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise ValueError(
+            f"adata is empty ({adata.n_obs} cells × {adata.n_vars} genes); the model needs "
+            "at least one cell and one gene. Check the filtering that produced it."
+        )
+
+
+def make_actual(adata: AnnData) -> None:
+    """Turn a view into an actual AnnData in place; its parent AnnData is left as it was.
+
+    AnnData does the same implicitly when a view is written to; registering writes to it.
+    """
+    if adata.is_view:
+        warnings.warn(
+            "adata is a view; it is made an actual AnnData (a copy of the selected cells and "
+            "genes) so that it can be registered. The parent AnnData is not modified.",
+            ImplicitModificationWarning,
+            stacklevel=3,
+        )
+        adata._init_as_actual(adata.copy())
 
 
 def _values(data) -> np.ndarray:
     return data.data if sp.issparse(data) else np.asarray(data)
 
 
-def check_values_for_likelihood(data, likelihood: str) -> None:
+def check_finite(data, location: str = "The registered data") -> None:
+    """Raise ``ValueError`` if ``data`` (dense or sparse) holds NaN or infinite values."""
+    values = _values(data)
+    if values.size and not np.isfinite(values).all():
+        n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+        raise ValueError(
+            f"{location} contain {n_nan} NaN and {n_inf} infinite values. Remove or impute "
+            "them (e.g. np.nan_to_num) before setup_anndata."
+        )
+
+
+def check_values_for_likelihood(
+    data, likelihood: str, location: str = "The registered data"
+) -> None:
     """Check registered data against the likelihood's support.
 
     Raises ``ValueError`` for NaN/inf, negative values with a count likelihood, or values
     outside [0, 1] with ``"bernoulli"``; warns when a count likelihood sees non-integers.
+    ``location`` names the data in the messages (e.g. ``"adata.layers['counts']"``).
     """
+    check_finite(data, location)
     values = _values(data)
-    if values.size and not np.isfinite(values).all():
-        raise ValueError(
-            "The registered data contain NaN or infinite values. Remove or impute them "
-            "(e.g. np.nan_to_num) before setup_anndata."
-        )
     if likelihood in COUNT_LIKELIHOODS:
         if values.size and values.min() < 0:
             raise ValueError(
-                f"likelihood={likelihood!r} needs non-negative counts, but the registered "
-                "data have negative values. Register the raw counts (setup_anndata(layer=...)) "
+                f"likelihood={likelihood!r} needs non-negative counts, but {location} have "
+                "negative values. Register the raw counts (setup_anndata(layer=...)) "
                 "or use likelihood='gaussian' for scaled data."
             )
         if values.size and not np.allclose(values, np.round(values)):
             warnings.warn(
-                f"likelihood={likelihood!r} expects integer counts but the registered data "
-                "have non-integer values; register raw counts with setup_anndata(layer=...).",
+                f"likelihood={likelihood!r} expects integer counts but {location} have "
+                "non-integer values; register raw counts with setup_anndata(layer=...).",
                 UserWarning,
                 stacklevel=3,
             )
     if likelihood == "bernoulli" and values.size and (values.min() < 0 or values.max() > 1):
         raise ValueError(
-            "likelihood='bernoulli' needs values in [0, 1], but the registered data go from "
+            f"likelihood='bernoulli' needs values in [0, 1], but {location} go from "
             f"{values.min():g} to {values.max():g}. Rescale them (e.g. pixels / 255)."
         )
+
+
+def data_location(layer: str | None) -> str:
+    """Name the registered matrix for error messages."""
+    return "adata.X" if layer is None else f"adata.layers[{layer!r}]"
 
 
 def _close_matches(key: str, options) -> str:
@@ -73,12 +171,48 @@ def _close_matches(key: str, options) -> str:
     return f" Did you mean {', '.join(map(repr, matches))}?" if matches else ""
 
 
-def check_obs_key(adata: AnnData, key: str | None, argument: str) -> None:
-    """Raise ``KeyError`` naming ``argument`` when ``key`` is not an ``.obs`` column."""
+def check_obs_key(adata: AnnData, key: str | None, argument: str, hint: str = "") -> None:
+    """Raise ``KeyError`` naming ``argument`` when ``key`` is not an ``.obs`` column.
+
+    The message lists close matches and the available columns, then ``hint``.
+    """
     if key is not None and key not in adata.obs.columns:
         raise KeyError(
             f"{argument}={key!r} is not a column of adata.obs.{_close_matches(key, adata.obs)}"
-            f" Available columns: {', '.join(map(str, adata.obs.columns)) or 'none'}."
+            f" Available columns: {', '.join(map(str, adata.obs.columns)) or 'none'}.{hint}"
+        )
+
+
+def check_obs_complete(adata: AnnData, key: str | None, argument: str) -> None:
+    """Raise ``ValueError`` when the ``.obs`` column ``key`` has missing values."""
+    if key is None:
+        return
+    n_missing = int(adata.obs[key].isna().sum())
+    fill = " (for labels: the unlabeled_category)" if argument == "labels_key" else ""
+    if n_missing:
+        raise ValueError(
+            f"adata.obs[{key!r}] ({argument}) has {n_missing} missing values (NaN). Fill "
+            f"them with a category of their own{fill}, or drop those cells: "
+            f"adata = adata[adata.obs[{key!r}].notna()].copy()."
+        )
+
+
+def check_known_categories(adata: AnnData, key: str, argument: str, known) -> None:
+    """Raise ``ValueError`` when ``adata.obs[key]`` holds categories not in ``known``.
+
+    ``known`` are the categories registered at training; values are compared as they are
+    (as scvi-tools does when it transfers a setup), and the message lists both sets.
+    """
+    known = list(known)
+    known_set = set(known)
+    present = pd.unique(np.asarray(adata.obs[key], dtype=object))
+    unknown = [value for value in present if value not in known_set]
+    if unknown:
+        raise ValueError(
+            f"adata.obs[{key!r}] ({argument}) holds categories not seen in training: "
+            f"{_preview(unknown)}. Known categories: {_preview(known, 20)}. "
+            f"Keep the cells of known categories (adata[adata.obs[{key!r}].isin(known)]"
+            ".copy()) or train a model that includes them."
         )
 
 
@@ -110,4 +244,97 @@ def check_label_probs(adata: AnnData, key: str | None) -> None:
         raise ValueError(
             f"adata.obsm[{key!r}] must hold class probabilities: non-negative rows that sum "
             "to 1 (labelled cells) or to 0 (unlabelled cells)."
+        )
+
+
+def align_var_names(adata: AnnData, genes) -> AnnData:
+    """Return ``adata`` with its genes in the order of ``genes`` (the training genes).
+
+    ``adata`` itself is returned when its genes already match; a reordered copy when it
+    has the same genes in another order (``adata`` is never modified).
+
+    Raises
+    ------
+    ValueError
+        When genes are missing, extra or duplicated: the message names the first few and
+        how many.
+    """
+    genes = pd.Index(np.asarray(genes))
+    var_names = adata.var_names
+    if var_names.equals(genes):
+        return adata
+    missing = genes[~genes.isin(var_names)]
+    extra = var_names[~var_names.isin(genes)]
+    if len(missing) or len(extra):
+        raise ValueError(_gene_mismatch_message(genes, missing, extra))
+    if not (var_names.is_unique and genes.is_unique):
+        raise ValueError(
+            "adata has the training genes in another order, but gene names are duplicated "
+            f"({_preview(var_names[var_names.duplicated()])}), so they cannot be matched by "
+            "name. Make them unique as at training (adata.var_names_make_unique())."
+        )
+    logger.info("Reordering the genes of a copy of adata to match the training genes.")
+    return adata[:, genes].copy()
+
+
+def _gene_mismatch_message(genes: pd.Index, missing: pd.Index, extra: pd.Index) -> str:
+    parts = []
+    if len(missing):
+        parts.append(f"{len(missing)} training genes are missing ({_preview(missing)})")
+    if len(extra):
+        parts.append(f"{len(extra)} genes were not in training ({_preview(extra)})")
+    fix = (
+        "Select the training genes: adata[:, model.get_var_names()].copy()."
+        if not len(missing)
+        else "Add the missing genes (e.g. as zero counts) or train on the shared genes."
+    )
+    return (
+        f"adata's genes differ from the {len(genes)} genes the model was trained on: "
+        f"{'; '.join(parts)}. {fix}"
+    )
+
+
+def training_set_size(n_obs: int, train_size: float | None, batch_size: int) -> int:
+    """Cells in the training set as scvi-tools' data splitter computes it.
+
+    With ``train_size=None`` (0.9) a last minibatch of fewer than 3 cells moves to the
+    validation set.
+    """
+    n_train = math.ceil((0.9 if train_size is None else train_size) * n_obs)
+    remainder = n_train % batch_size
+    if train_size is None and 0 < remainder < 3:
+        n_train -= remainder
+    return n_train
+
+
+def check_trainable(
+    n_obs: int, train_size: float | None, batch_size: int, drop_last: bool = False
+) -> None:
+    """Check that training gets minibatches batch normalisation can train on (≥ 2 cells).
+
+    Raises
+    ------
+    ValueError
+        ``batch_size`` below 2, fewer than 2 training cells, or a last minibatch of a
+        single cell.
+    """
+    if batch_size < 2:
+        raise ValueError(
+            f"batch_size={batch_size} is too small: batch normalisation needs at least 2 "
+            "cells per minibatch. Use batch_size>=2 (default 128)."
+        )
+    n_train = training_set_size(n_obs, train_size, batch_size)
+    if n_train < 2:
+        fix = "Train on at least 2 cells." if n_obs < 2 else "Pass train_size=1.0."
+        raise ValueError(
+            f"Training needs at least 2 training cells (batch normalisation cannot train on "
+            f"one), but adata has {n_obs} cells and train_size={train_size} leaves {n_train} "
+            f"for training. {fix}"
+        )
+    if not drop_last and n_train % batch_size == 1:
+        better = next(size for size in range(batch_size + 1, n_train + 1) if n_train % size != 1)
+        raise ValueError(
+            f"The last minibatch would hold a single cell ({n_train} training cells, "
+            f"batch_size={batch_size}), which batch normalisation cannot train on. Use "
+            f"batch_size={better} or datasplitter_kwargs={{'drop_last': True}}."
         )

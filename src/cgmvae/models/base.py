@@ -19,16 +19,23 @@ from scvi.data.fields import (
 )
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
+from cgmvae.models.safeguards import SafeguardsMixin
 from cgmvae.modules.base import AutoencoderModule
 from cgmvae.modules.gmvae import LABEL_PROBS_KEY
 from cgmvae.nn.likelihood import COUNT_LIKELIHOODS
 from cgmvae.train.plan import AutoencoderTrainingPlan
 from cgmvae.validation import (
+    check_anndata,
+    check_finite,
     check_label_probs,
     check_layer,
     check_model_params,
+    check_obs_complete,
     check_obs_key,
+    check_trainable,
     check_values_for_likelihood,
+    data_location,
+    make_actual,
 )
 
 logger = logging.getLogger(__name__)
@@ -39,7 +46,7 @@ def default_max_epochs(n_obs: int) -> int:
     return int(np.clip(round(8e6 / max(n_obs, 1)), 20, 400))
 
 
-class BaseAutoencoderModel(UnsupervisedTrainingMixin, BaseModelClass):
+class BaseAutoencoderModel(SafeguardsMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """AnnData front end shared by AE, VAE, CVAE, GMVAE and CGMVAE.
 
     Subclasses set ``_module_cls``, whether they take a condition (``_conditional``) and
@@ -59,7 +66,8 @@ class BaseAutoencoderModel(UnsupervisedTrainingMixin, BaseModelClass):
         super().__init__(adata, registry)
         if adata is not None:
             data = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
-            check_values_for_likelihood(data, module_kwargs["likelihood"])
+            location = data_location(self.registry_["setup_args"].get("layer"))
+            check_values_for_likelihood(data, module_kwargs["likelihood"], location)
         self.module = self._module_cls(
             n_input=self.summary_stats.n_vars,
             n_conditions=self.summary_stats.n_batch,
@@ -126,10 +134,15 @@ class BaseAutoencoderModel(UnsupervisedTrainingMixin, BaseModelClass):
                 f"{cls.__name__} has no clusters to supervise; labels_key and label_probs_key "
                 "are for GMVAE and CGMVAE."
             )
+        check_anndata(adata)
         check_layer(adata, layer)
         check_obs_key(adata, condition_key, "condition_key")
         check_obs_key(adata, labels_key, "labels_key")
+        check_obs_complete(adata, condition_key, "condition_key")
+        check_obs_complete(adata, labels_key, "labels_key")
         check_label_probs(adata, label_probs_key)
+        check_finite(adata.X if layer is None else adata.layers[layer], data_location(layer))
+        make_actual(adata)
         setup_method_args = cls._get_setup_method_args(**locals())
         fields = [
             LayerField(REGISTRY_KEYS.X_KEY, layer, is_count_data=False),
@@ -180,6 +193,10 @@ class BaseAutoencoderModel(UnsupervisedTrainingMixin, BaseModelClass):
             Passed to the Lightning trainer (``precision``, ``gradient_clip_val``,
             ``callbacks``, ``strategy``, ``enable_progress_bar``, ...).
         """
+        splitter_kwargs = trainer_kwargs.get("datasplitter_kwargs") or {}
+        check_trainable(
+            self.adata.n_obs, train_size, batch_size, splitter_kwargs.get("drop_last", False)
+        )
         max_epochs = max_epochs or default_max_epochs(self.adata.n_obs)
         plan_kwargs = {**self._plan_defaults, **(plan_kwargs or {})}
         return super().train(

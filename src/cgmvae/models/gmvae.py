@@ -60,7 +60,7 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
     """
 
     _module_cls = GMVAEModule
-    _plan_defaults: ClassVar[dict] = {"warmup_start": 0.0, "warmup_end": 0.2, "cluster_init": 0.25}
+    _plan_defaults: ClassVar[dict] = {"warmup_start": 0.0, "warmup_end": 0.4, "cluster_init": 0.5}
 
     def __init__(
         self,
@@ -77,7 +77,7 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
         free_bits: float = 0.0,
         learn_cluster_weights: bool = False,
         n_mc_samples: int = 1,
-        classification_weight: float = 10.0,
+        classification_weight: float = 100.0,
     ):
         super().__init__(
             adata,

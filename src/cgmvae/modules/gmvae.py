@@ -51,7 +51,7 @@ class GMVAEModule(VAEModule):
         free_bits: float = 0.0,
         learn_cluster_weights: bool = False,
         n_labels: int = 0,
-        classification_weight: float = 10.0,
+        classification_weight: float = 100.0,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -83,6 +83,7 @@ class GMVAEModule(VAEModule):
         """Known cluster probabilities and a mask of labelled cells, or ``None``."""
         if LABEL_PROBS_KEY in tensors:
             probs = tensors[LABEL_PROBS_KEY].float()
+            probs = torch.nn.functional.pad(probs, (0, self.prior.n_clusters - probs.shape[-1]))
             totals = probs.sum(-1, keepdim=True)
             return probs / totals.clamp_min(1e-12), totals.squeeze(-1) > 0
         if self.n_labels > 0 and REGISTRY_KEYS.LABELS_KEY in tensors:

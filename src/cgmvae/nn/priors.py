@@ -95,31 +95,36 @@ class MixturePrior(nn.Module):
         targets: np.ndarray | None = None,
         labelled: np.ndarray | None = None,
     ) -> None:
-        """Place the components on the warmed-up latent (posterior means).
+        """Place the components on a k-means clustering (10 restarts) of ``latent``.
 
-        Components with labelled cells (``targets``: known cluster probabilities, ``labelled``:
-        mask of cells that have them) take those cells' weighted mean and variance; the
-        others take the centroids and variances of a k-means clustering (10 restarts) of
-        all cells. Components left without cells get the overall variance.
+        Each component takes a k-means cluster's centroid and per-dimension variance. With
+        known labels (``targets``: cluster probabilities, ``labelled``: mask of the cells that
+        have them), each labelled component takes its cells' weighted mean and the variance
+        of the k-means cluster nearest to that mean (one-to-one); the other components take
+        the remaining k-means clusters.
         """
-        means = np.zeros((self.n_clusters, latent.shape[1]))
-        variances = np.tile(latent.var(axis=0) + 1e-4, (self.n_clusters, 1))
-        seeded = np.zeros(self.n_clusters, dtype=bool)
+        clusters, centroids = _kmeans(latent, self.n_clusters, seed)
+        overall_var = latent.var(axis=0) + 1e-4
+        variances = np.stack(
+            [
+                latent[clusters == k].var(axis=0) + 1e-4
+                if (clusters == k).sum() > 1
+                else overall_var
+                for k in range(self.n_clusters)
+            ]
+        )
+        means, order = centroids.copy(), np.arange(self.n_clusters)
         if targets is not None and labelled is not None and labelled.any():
             weights = targets[labelled]
-            counts = weights.sum(0)
-            seeded = counts > 1
-            for k in np.flatnonzero(seeded):
-                means[k], variances[k] = _weighted_moments(latent[labelled], weights[:, k])
-        free = np.flatnonzero(~seeded)
-        if free.size:
-            labels, centroids = _kmeans(latent, free.size, seed)
-            means[free] = centroids
-            for k, component in enumerate(free):
-                if (labels == k).sum() > 1:
-                    variances[component] = latent[labels == k].var(axis=0) + 1e-4
+            seeded = np.flatnonzero(weights.sum(0) > 0)
+            label_means = np.stack(
+                [np.average(latent[labelled], axis=0, weights=weights[:, k]) for k in seeded]
+            )
+            order = _match_components(label_means, centroids, seeded, self.n_clusters)
+            means = centroids[order]
+            means[seeded] = label_means
         self.means.copy_(torch.as_tensor(means, dtype=self.means.dtype))
-        self.log_vars.copy_(torch.as_tensor(np.log(variances), dtype=self.log_vars.dtype))
+        self.log_vars.copy_(torch.as_tensor(np.log(variances[order]), dtype=self.log_vars.dtype))
         self.initialized.fill_(True)
 
     @torch.no_grad()
@@ -136,7 +141,15 @@ def _kmeans(latent: np.ndarray, n_clusters: int, seed: int) -> tuple[np.ndarray,
     return kmeans.labels_, kmeans.cluster_centers_
 
 
-def _weighted_moments(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = np.average(values, axis=0, weights=weights)
-    var = np.average((values - mean) ** 2, axis=0, weights=weights) + 1e-4
-    return mean, var
+def _match_components(
+    label_means: np.ndarray, centroids: np.ndarray, seeded: np.ndarray, n_clusters: int
+) -> np.ndarray:
+    """Return, per component, the k-means cluster it takes: labelled ones the nearest."""
+    from scipy.optimize import linear_sum_assignment
+
+    distances = ((label_means[:, None, :] - centroids[None, :, :]) ** 2).sum(-1)
+    _, matched = linear_sum_assignment(distances)
+    order = np.full(n_clusters, -1)
+    order[seeded] = matched
+    order[order < 0] = np.setdiff1d(np.arange(n_clusters), matched)
+    return order

@@ -44,7 +44,7 @@ class AutoencoderTrainingPlan(TrainingPlan):
         *,
         warmup_start: float = 0.0,
         warmup_end: float = 0.5,
-        cluster_init: float = 0.1,
+        cluster_init: float = 0.5,
         seed: int = 0,
         **kwargs,
     ):

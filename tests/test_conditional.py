@@ -1,0 +1,141 @@
+import numpy as np
+import pytest
+import scvi
+from anndata import AnnData
+
+from cgmvae import CGMVAE, GMVAE, VAE
+from cgmvae.data import simulate, true_log_fold_change, true_mean
+from cgmvae.metrics import cluster_scores, r2_mean_expression, response_correlation
+from conftest import TRAIN_KWARGS
+
+
+def train_mixture(model_cls, adata, n_clusters, max_epochs, **setup):
+    scvi.settings.seed = 0
+    model_cls.setup_anndata(adata, layer="counts", **setup)
+    model = model_cls(adata, n_clusters=n_clusters)
+    model.train(max_epochs=max_epochs, **TRAIN_KWARGS)
+    return model
+
+
+def test_cgmvae_keeps_clusters_together_across_conditions_where_gmvae_splits_them():
+    adata = simulate(
+        n_obs=600, n_vars=200, n_clusters=3, n_conditions=2, seed=1,
+        condition_log_fold_change=3.0, n_condition_genes=40, shared_effect_fraction=1.0,
+    )  # fmt: skip
+    scores = {}
+    for model_cls, setup in ((GMVAE, {}), (CGMVAE, {"condition_key": "condition"})):
+        data = adata.copy()
+        clusters = train_mixture(model_cls, data, 3, 200, **setup).get_cluster_assignments()
+        scores[model_cls.__name__] = {
+            "truth": cluster_scores(data.obs["cluster"], clusters)["ari"],
+            "condition": cluster_scores(data.obs["condition"], clusters)["ari"],
+        }
+    assert scores["GMVAE"]["condition"] > 0.5 and scores["GMVAE"]["truth"] < 0.5, scores
+    assert scores["CGMVAE"]["truth"] >= 0.9 and scores["CGMVAE"]["condition"] < 0.1, scores
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    """Four clusters, two conditions; (cluster_3, condition_1) is left out of training."""
+    adata = simulate(
+        n_obs=1200, n_vars=200, n_clusters=4, n_conditions=2, seed=2,
+        shared_effect_fraction=1.0,
+    )  # fmt: skip
+    held = (adata.obs["cluster"] == "cluster_3") & (adata.obs["condition"] == "condition_1")
+    train = adata[~held.to_numpy()].copy()
+    model = train_mixture(CGMVAE, train, 4, 150, condition_key="condition")
+    return model, train, adata[held.to_numpy()].copy(), adata
+
+
+def test_counterfactual_recovers_the_held_out_response(held_out):
+    model, train, truth, full = held_out
+    control = np.flatnonzero(
+        (train.obs["cluster"] == "cluster_3") & (train.obs["condition"] == "condition_0")
+    )
+    predicted = model.predict_counterfactual(target_condition="condition_1", indices=control)
+    control_counts = train.layers["counts"][control]
+    true_lfc = true_log_fold_change(full, "cluster_3", "condition_1")
+    assert response_correlation(predicted.X, control_counts, true_lfc, truth_is_lfc=True) >= 0.85
+    no_change = r2_mean_expression(control_counts, truth.layers["counts"])
+    assert r2_mean_expression(predicted.X, truth.layers["counts"]) > no_change
+
+
+def test_counterfactual_returns_annotated_anndata(held_out):
+    model, train, _, _ = held_out
+    predicted = model.predict_counterfactual(
+        target_condition="condition_0", indices=np.arange(10), library_size=1e4
+    )
+    assert predicted.shape == (10, train.n_vars)
+    assert list(predicted.obs_names) == list(train.obs_names[:10])
+    assert (predicted.obs["counterfactual_condition"] == "condition_0").all()
+    np.testing.assert_allclose(predicted.X.sum(1), 1e4, rtol=1e-4)
+    with pytest.raises(ValueError, match="condition_0"):
+        model.predict_counterfactual(target_condition="interferon")
+
+
+def test_samples_follow_the_cluster_they_come_from(held_out):
+    model, train, _, full = held_out
+    clusters = model.get_cluster_assignments()
+    for component in np.unique(clusters):
+        true_cluster = train.obs["cluster"][clusters == component].mode()[0]
+        generated = model.sample(300, cluster=str(component), condition="condition_0")
+        assert (generated.obs["cluster"] == str(component)).all()
+        assert (generated.obs["condition"] == "condition_0").all()
+        assert np.all(generated.X == np.round(generated.X)) and generated.X.min() >= 0
+        profile = generated.X.mean(0) / generated.X.mean(0).sum()
+        similarity = {
+            name: np.corrcoef(np.log(profile + 1e-6), np.log(true_mean(full, name, 0)))[0, 1]
+            for name in full.uns["simulation"]["cluster_names"]
+        }
+        assert max(similarity, key=similarity.get) == true_cluster, similarity
+
+
+def test_semi_supervision_with_five_percent_labels_improves_accuracy():
+    adata = simulate(
+        n_obs=900, n_vars=200, n_clusters=6, n_conditions=2, seed=0,
+        marker_log_fold_change=0.75,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    labels = adata.obs["cluster"].astype(str).to_numpy().copy()
+    labels[rng.random(adata.n_obs) >= 0.05] = "unknown"
+    adata.obs["known"] = labels
+    accuracy = {}
+    for setup in ({}, {"labels_key": "known"}):
+        data = adata.copy()
+        model = train_mixture(CGMVAE, data, 6, 200, condition_key="condition", **setup)
+        model.write_results(data)
+        accuracy[bool(setup)] = cluster_scores(data.obs["cluster"], data.obs["cgmvae_cluster"])
+    assert accuracy[True]["acc"] > accuracy[False]["acc"] + 0.1, accuracy
+    assert set(data.obs["cgmvae_cluster"].cat.categories) <= set(adata.obs["cluster"])
+
+
+def test_labels_as_class_probabilities_name_the_clusters(sim_adata, seeded):
+    adata = sim_adata[:200].copy()
+    probs = np.zeros((200, 4), dtype=np.float32)
+    codes = adata.obs["cluster"].cat.codes.to_numpy()
+    probs[np.arange(0, 200, 5), codes[::5]] = 1.0
+    adata.obsm["cell_type_probs"] = probs
+    CGMVAE.setup_anndata(adata, layer="counts", label_probs_key="cell_type_probs")
+    model = CGMVAE(adata, n_clusters=5, n_hidden=16)
+    model.train(max_epochs=3, **TRAIN_KWARGS)
+    assert "classification_loss_train" in model.history
+    assert model.cluster_names == ["0", "1", "2", "3", "4"]
+
+
+def test_more_label_classes_than_clusters_is_an_error(sim_adata):
+    adata = sim_adata[:50].copy()
+    CGMVAE.setup_anndata(adata, layer="counts", labels_key="cluster")
+    with pytest.raises(ValueError, match="n_clusters"):
+        CGMVAE(adata, n_clusters=2)
+
+
+def test_bernoulli_samples_are_pixel_probabilities(seeded):
+    rng = np.random.default_rng(0)
+    adata = AnnData((rng.random((100, 16)) > 0.5).astype(np.float32))
+    VAE.setup_anndata(adata)
+    model = VAE(adata, likelihood="bernoulli", n_hidden=16, n_latent=2)
+    model.train(max_epochs=2, **TRAIN_KWARGS)
+    images = model.sample(20).X
+    assert images.shape == (20, 16) and images.min() >= 0 and images.max() <= 1
+    with pytest.raises(ValueError, match="no clusters"):
+        model.sample(5, cluster=0)

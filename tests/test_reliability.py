@@ -1,0 +1,587 @@
+"""A failed call explains itself and leaves the user's AnnData exactly as it was."""
+
+import anndata
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import scvi
+import torch
+
+from cgmvae import AE, CGMVAE, GMVAE, VAE
+from cgmvae.data import simulate
+from conftest import TRAIN_KWARGS
+
+TINY = {"n_hidden": 16, "n_latent": 4}
+
+
+def small_adata(n_obs=120, seed=0):
+    """Counts in .X and .layers['counts'], obs 'cluster' and 'condition' (2 each)."""
+    return simulate(n_obs=n_obs, n_vars=50, n_clusters=2, n_conditions=2, seed=seed)
+
+
+def _matrix(data):
+    return data.toarray() if sp.issparse(data) else np.asarray(data)
+
+
+def snapshot(adata):
+    """Everything of ``adata`` a failed or read-only call must leave as it was."""
+    return {
+        "X": adata.X.copy(),
+        "layers": {key: value.copy() for key, value in adata.layers.items()},
+        "obs": adata.obs.copy(),
+        "var_names": list(adata.var_names),
+        "uns": set(adata.uns),
+    }
+
+
+def assert_unchanged(adata, before, registered=False):
+    """X, layers, genes and the user's obs columns equal ``before``.
+
+    ``registered=False`` also asserts that nothing was added (no ``_scvi_*`` obs column,
+    no ``_scvi_uuid`` in uns): the call failed before scvi-tools wrote anything.
+    """
+    assert sp.issparse(adata.X) == sp.issparse(before["X"])
+    np.testing.assert_array_equal(_matrix(adata.X), _matrix(before["X"]))
+    assert set(adata.layers) == set(before["layers"])
+    for key, value in before["layers"].items():
+        assert sp.issparse(adata.layers[key]) == sp.issparse(value)
+        np.testing.assert_array_equal(_matrix(adata.layers[key]), _matrix(value))
+    assert list(adata.var_names) == before["var_names"]
+    for column in before["obs"].columns:
+        pd.testing.assert_series_equal(adata.obs[column], before["obs"][column])
+    if not registered:
+        assert list(adata.obs.columns) == list(before["obs"].columns)
+        assert set(adata.uns) == before["uns"]
+
+
+def train_tiny(model_cls, adata, setup=None, epochs=2, **kwargs):
+    scvi.settings.seed = 0
+    model_cls.setup_anndata(adata, **(setup or {"layer": "counts"}))
+    model = model_cls(adata, **TINY, **kwargs)
+    model.train(max_epochs=epochs, **TRAIN_KWARGS)
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny trained CGMVAE and its training AnnData (do not modify either)."""
+    adata = small_adata(n_obs=200)
+    setup = {"layer": "counts", "condition_key": "condition"}
+    return train_tiny(CGMVAE, adata, setup, n_clusters=2), adata
+
+
+def query(n_obs=60):
+    """New cells with the training genes, in the training order."""
+    return small_adata(n_obs=n_obs, seed=1)
+
+
+INFERENCE = {
+    "get_latent_representation": lambda model, adata: model.get_latent_representation(adata),
+    "get_cluster_probabilities": lambda model, adata: model.get_cluster_probabilities(adata),
+    "predict_counterfactual": lambda model, adata: (
+        model.predict_counterfactual(adata, target_condition="condition_1").X
+    ),
+    "write_results": lambda model, adata: model.write_results(adata),
+}
+
+
+# 1. keys that are not there -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "close"),
+    [
+        ("condition_key", "conditon", "condition"),
+        ("labels_key", "clusters", "cluster"),
+        ("layer", "count", "counts"),
+        ("label_probs_key", "probs", None),
+    ],
+)
+def test_setup_with_a_missing_key_fails_before_writing(argument, value, close):
+    adata = small_adata()
+    before = snapshot(adata)
+    setup = {"layer": "counts", "condition_key": "condition", argument: value}
+    with pytest.raises(KeyError, match=value) as error:
+        CGMVAE.setup_anndata(adata, **setup)
+    if close is not None:
+        assert f"Did you mean {close!r}" in str(error.value)
+    assert_unchanged(adata, before)
+
+
+def test_setup_with_missing_condition_values_fails_before_writing():
+    adata = small_adata()
+    adata.obs.loc[adata.obs_names[:3], "condition"] = np.nan
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match=r"'condition'.*3 missing values"):
+        CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    assert_unchanged(adata, before)
+
+
+# 2. NaN and infinite values --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_setup_refuses_non_finite_values_before_writing(sparse, bad):
+    adata = small_adata()
+    counts = adata.layers["counts"].toarray().astype(np.float32)
+    counts[5, 7] = bad
+    adata.layers["counts"] = sp.csr_matrix(counts) if sparse else counts
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match=r"adata.layers\['counts'\] contain .*nan_to_num"):
+        CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    assert_unchanged(adata, before)
+
+
+def test_model_refuses_data_made_non_finite_after_setup():
+    adata = small_adata()
+    adata.X = adata.X.astype(np.float32)
+    GMVAE.setup_anndata(adata)
+    adata.X.data[0] = np.nan
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match=r"adata.X contain 1 NaN"):
+        GMVAE(adata, **TINY)
+    assert_unchanged(adata, before, registered=True)
+
+
+# 3. values outside the likelihood's support ----------------------------------------------
+
+
+def _registered(values, sparse):
+    adata = anndata.AnnData(sp.csr_matrix(values) if sparse else values)
+    VAE.setup_anndata(adata)
+    return adata
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+@pytest.mark.parametrize("likelihood", ["poisson", "nb", "zinb"])
+def test_count_likelihoods_refuse_negative_values(likelihood, sparse):
+    values = np.ones((10, 5), dtype=np.float32)
+    values[2, 3] = -1.0
+    adata = _registered(values, sparse)
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match="non-negative"):
+        VAE(adata, likelihood=likelihood)
+    assert_unchanged(adata, before, registered=True)
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+@pytest.mark.parametrize("bad", [-0.5, 1.5])
+def test_bernoulli_refuses_values_outside_the_unit_interval(bad, sparse):
+    values = np.full((10, 5), 0.5, dtype=np.float32)
+    values[0, 0] = bad
+    adata = _registered(values, sparse)
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match=r"\[0, 1\].*pixels / 255"):
+        VAE(adata, likelihood="bernoulli")
+    assert_unchanged(adata, before, registered=True)
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+def test_count_likelihoods_warn_on_non_integers(sparse):
+    values = np.ones((10, 5), dtype=np.float32)
+    values[1, 1] = 2.5
+    adata = _registered(values, sparse)
+    with pytest.warns(UserWarning, match="integer counts"):
+        VAE(adata, likelihood="nb")
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+def test_integer_counts_do_not_warn(sparse, recwarn):
+    adata = _registered(np.ones((10, 5), dtype=np.float32), sparse)
+    VAE(adata, likelihood="nb")
+    assert not [w for w in recwarn if "integer counts" in str(w.message)]
+
+
+# 4. hyper-parameters ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "named"),
+    [
+        ({"n_clusters": 0}, ValueError, "n_clusters"),
+        ({"n_latent": 0}, ValueError, "n_latent"),
+        ({"n_hidden": -1}, ValueError, "n_hidden"),
+        ({"n_layers": 0}, ValueError, "n_layers"),
+        ({"n_mc_samples": 0}, ValueError, "n_mc_samples"),
+        ({"likelihood": "gamma"}, ValueError, "gamma"),
+        ({"beta": -1.0}, ValueError, "beta"),
+        ({"beta_y": -0.1}, ValueError, "beta_y"),
+        ({"free_bits": float("nan")}, ValueError, "free_bits"),
+        ({"dropout_rate": 1.0}, ValueError, "dropout_rate"),
+        ({"n_latent": 2.5}, TypeError, "n_latent"),
+        ({"n_hidden": "16"}, TypeError, "n_hidden"),
+        ({"n_clusters": True}, TypeError, "n_clusters"),
+        ({"beta": "1"}, TypeError, "beta"),
+    ],
+    ids=lambda value: repr(value) if isinstance(value, dict) else "",
+)
+def test_invalid_hyper_parameters_are_named(params, error, named):
+    adata = small_adata()
+    GMVAE.setup_anndata(adata, layer="counts")
+    before = snapshot(adata)
+    with pytest.raises(error, match=named):
+        GMVAE(adata, **params)
+    assert_unchanged(adata, before, registered=True)
+
+
+def test_autoencoder_refuses_negative_noise():
+    adata = small_adata()
+    AE.setup_anndata(adata, layer="counts")
+    with pytest.raises(ValueError, match="noise_sd"):
+        AE(adata, noise_sd=-1.0)
+
+
+# 5. empty and tiny data -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("shape", "named"), [((0, 10), "0 cells"), ((10, 0), "0 genes")])
+def test_empty_anndata_is_refused_at_setup(shape, named):
+    adata = anndata.AnnData(np.zeros(shape, dtype=np.float32))
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match=named):
+        VAE.setup_anndata(adata)
+    assert_unchanged(adata, before)
+
+
+def test_empty_anndata_is_refused_at_inference(trained):
+    model, _ = trained
+    with pytest.raises(ValueError, match="0 cells"):
+        model.get_latent_representation(query()[:0].copy())
+
+
+def test_a_matrix_instead_of_an_anndata_is_refused():
+    with pytest.raises(TypeError, match=r"AnnData, got ndarray.*anndata.AnnData\(X\)"):
+        VAE.setup_anndata(np.ones((5, 3)))
+
+
+@pytest.mark.parametrize("n_obs", [1, 2])
+def test_training_on_too_few_cells_fails_before_training(n_obs):
+    adata = small_adata()[:n_obs].copy()
+    VAE.setup_anndata(adata, layer="counts")
+    model = VAE(adata, **TINY)
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match="at least 2 training cells"):
+        model.train(max_epochs=1, **TRAIN_KWARGS)
+    assert not model.is_trained
+    assert_unchanged(adata, before, registered=True)
+
+
+def test_two_cells_train_with_train_size_one():
+    adata = small_adata()[:2].copy()
+    VAE.setup_anndata(adata, layer="counts")
+    model = VAE(adata, **TINY)
+    model.train(max_epochs=1, train_size=1.0, **TRAIN_KWARGS)
+    assert model.is_trained
+
+
+def test_a_single_cell_last_minibatch_is_refused():
+    adata = small_adata()[:11].copy()
+    VAE.setup_anndata(adata, layer="counts")
+    model = VAE(adata, **TINY)
+    with pytest.raises(ValueError, match=r"single cell.*batch_size=6"):
+        model.train(max_epochs=1, batch_size=5, train_size=1.0, **TRAIN_KWARGS)
+    splitter = {"drop_last": True}
+    model.train(
+        max_epochs=1, batch_size=5, train_size=1.0, datasplitter_kwargs=splitter, **TRAIN_KWARGS
+    )
+    assert model.is_trained
+
+
+# 6. genes at inference --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", list(INFERENCE))
+def test_inference_reorders_genes_on_a_copy(trained, method):
+    model, _ = trained
+    expected = INFERENCE[method](model, query())
+    order = np.random.default_rng(0).permutation(50)
+    shuffled = query()[:, order].copy()
+    before = snapshot(shuffled)
+    result = INFERENCE[method](model, shuffled)
+    if method == "write_results":
+        reference = query()
+        model.write_results(reference)
+        np.testing.assert_array_equal(shuffled.obsm["X_cgmvae"], reference.obsm["X_cgmvae"])
+        assert_unchanged(shuffled, before, registered=True)
+        assert not [c for c in shuffled.obs if c.startswith("_scvi")]
+    else:
+        np.testing.assert_array_equal(result, expected)
+        assert_unchanged(shuffled, before)
+
+
+def test_counterfactual_of_reordered_genes_is_in_training_order(trained):
+    model, adata = trained
+    shuffled = query()[:, ::-1].copy()
+    result = model.predict_counterfactual(shuffled, target_condition="condition_0")
+    assert list(result.var_names) == list(adata.var_names)
+
+
+def test_repeated_reordered_inference_keeps_one_copy(trained):
+    model, _ = trained
+    shuffled = query()[:, ::-1].copy()
+    model.get_latent_representation(shuffled)
+    n_managers = len(model._per_instance_manager_store[model.id])
+    for _ in range(3):
+        model.get_latent_representation(shuffled)
+    assert len(model._per_instance_manager_store[model.id]) == n_managers
+
+
+@pytest.mark.parametrize("method", list(INFERENCE))
+def test_inference_refuses_renamed_genes(trained, method):
+    model, _ = trained
+    renamed = query()
+    renamed.var_names = [f"other_{i}" if i < 7 else g for i, g in enumerate(renamed.var_names)]
+    before = snapshot(renamed)
+    with pytest.raises(ValueError, match=r"7 training genes are missing \('gene_0'.*and 2 more"):
+        INFERENCE[method](model, renamed)
+    assert_unchanged(renamed, before)
+
+
+def test_inference_refuses_missing_and_extra_genes(trained):
+    model, _ = trained
+    subset = query()[:, 3:].copy()
+    with pytest.raises(ValueError, match="3 training genes are missing"):
+        model.get_latent_representation(subset)
+    superset = anndata.concat([query(), query()[:, :2]], axis=1, merge="same")
+    superset.var_names_make_unique()
+    with pytest.raises(ValueError, match=r"2 genes were not in training.*get_var_names"):
+        model.get_latent_representation(superset)
+
+
+def test_inference_refuses_a_different_gene_count_of_the_same_names(trained):
+    model, _ = trained
+    duplicated = anndata.concat([query()[:, ::-1], query()[:, :1]], axis=1, merge="same")
+    with pytest.raises(ValueError, match=r"duplicated \('gene_0'\).*var_names_make_unique"):
+        model.get_latent_representation(duplicated)
+
+
+# 7. conditions at inference ---------------------------------------------------------------
+
+
+def _with_condition(adata, value, n=3):
+    adata.obs["condition"] = adata.obs["condition"].cat.add_categories([value])
+    adata.obs.loc[adata.obs_names[:n], "condition"] = value
+    return adata
+
+
+@pytest.mark.parametrize("method", list(INFERENCE))
+def test_unseen_condition_is_refused_listing_the_known_ones(trained, method):
+    model, _ = trained
+    adata = _with_condition(query(), "condition_9")
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match=r"'condition_9'.*Known categories: 'condition_0'"):
+        INFERENCE[method](model, adata)
+    assert_unchanged(adata, before)
+
+
+def test_missing_condition_column_at_inference(trained):
+    model, _ = trained
+    adata = query()
+    adata.obs = adata.obs.rename(columns={"condition": "conditions"})
+    before = snapshot(adata)
+    with pytest.raises(KeyError, match=r"condition_key='condition'.*Did you mean 'conditions'"):
+        model.get_latent_representation(adata)
+    assert_unchanged(adata, before)
+
+
+def test_unknown_target_condition_is_refused(trained):
+    model, _ = trained
+    adata = query()
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match=r"Unknown condition 'stim'.*'condition_0'"):
+        model.predict_counterfactual(adata, target_condition="stim")
+    with pytest.raises(ValueError, match="Pass target_condition"):
+        model.predict_counterfactual(adata)
+    assert_unchanged(adata, before)
+
+
+def test_labels_are_checked_at_inference():
+    adata = small_adata()
+    setup = {"layer": "counts", "labels_key": "cluster"}
+    model = train_tiny(GMVAE, adata, setup, epochs=1, n_clusters=2)
+    unlabelled = query()
+    del unlabelled.obs["cluster"]
+    with pytest.raises(KeyError, match=r"labels_key='cluster'.*'unknown'"):
+        model.get_latent_representation(unlabelled)
+    relabelled = query()
+    relabelled.obs["cluster"] = relabelled.obs["cluster"].cat.rename_categories(["a", "b"])
+    before = snapshot(relabelled)
+    with pytest.raises(ValueError, match="not seen in training: 'a', 'b'"):
+        model.get_latent_representation(relabelled)
+    assert_unchanged(relabelled, before)
+
+
+def test_non_finite_values_are_refused_at_inference(trained):
+    model, _ = trained
+    adata = query()
+    adata.layers["counts"] = adata.layers["counts"].astype(np.float32)
+    adata.layers["counts"].data[:2] = np.inf
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match="2 infinite"):
+        model.get_latent_representation(adata)
+    assert_unchanged(adata, before)
+
+
+# 8. loading -------------------------------------------------------------------------------
+
+
+def test_load_from_a_missing_directory(tmp_path):
+    path = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError, match=r"nowhere.*does not exist"):
+        CGMVAE.load(path)
+
+
+def test_load_from_an_incomplete_directory(trained, tmp_path):
+    model, _ = trained
+    model.save(tmp_path / "saved", save_anndata=False)
+    (tmp_path / "saved" / "model.pt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"saved.*model.pt is missing"):
+        CGMVAE.load(tmp_path / "saved")
+
+
+def test_load_from_a_truncated_model_file(tmp_path):
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "model.pt").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="cannot be read"):
+        CGMVAE.load(tmp_path / "saved")
+
+
+def test_load_with_another_class_names_both(trained, tmp_path):
+    model, _ = trained
+    model.save(tmp_path / "saved", save_anndata=False)
+    with pytest.raises(ValueError, match=r"saved CGMVAE, not a GMVAE.*CGMVAE.load"):
+        GMVAE.load(tmp_path / "saved")
+
+
+def test_load_with_reordered_genes_is_refused(trained, tmp_path):
+    model, _ = trained
+    model.save(tmp_path / "saved", save_anndata=False)
+    shuffled = query()[:, ::-1].copy()
+    before = snapshot(shuffled)
+    with pytest.raises(ValueError, match="another order"):
+        CGMVAE.load(tmp_path / "saved", adata=shuffled)
+    assert_unchanged(shuffled, before)
+    with pytest.raises(ValueError, match="'condition_9'"):
+        CGMVAE.load(tmp_path / "saved", adata=_with_condition(query(), "condition_9"))
+
+
+# 9. views and backed AnnData --------------------------------------------------------------
+
+
+def test_setup_and_training_on_a_view_leave_the_parent_unchanged():
+    parent = small_adata()
+    before = snapshot(parent)
+    view = parent[parent.obs["condition"] == "condition_0"]
+    with pytest.warns(anndata.ImplicitModificationWarning, match="parent AnnData"):
+        CGMVAE.setup_anndata(view, layer="counts", condition_key="condition")
+    assert not view.is_view
+    model = CGMVAE(view, n_clusters=2, **TINY)
+    model.train(max_epochs=1, **TRAIN_KWARGS)
+    model.write_results(view)
+    assert "X_cgmvae" in view.obsm
+    assert_unchanged(parent, before)
+
+
+def test_inference_on_a_view_leaves_the_parent_unchanged(trained):
+    model, _ = trained
+    parent = query()
+    before = snapshot(parent)
+    latent = model.get_latent_representation(parent[:20])
+    np.testing.assert_array_equal(latent, model.get_latent_representation(query()[:20].copy()))
+    assert_unchanged(parent, before)
+
+
+def test_failed_setup_leaves_a_view_a_view():
+    parent = small_adata()
+    view = parent[:50]
+    with pytest.raises(KeyError):
+        CGMVAE.setup_anndata(view, layer="count")
+    assert view.is_view
+
+
+def test_backed_anndata_is_refused_clearly(trained, tmp_path):
+    model, _ = trained
+    query().write_h5ad(tmp_path / "cells.h5ad")
+    backed = anndata.read_h5ad(tmp_path / "cells.h5ad", backed="r")
+    for call in (
+        lambda: CGMVAE.setup_anndata(backed, condition_key="condition"),
+        lambda: model.get_latent_representation(backed),
+    ):
+        with pytest.raises(ValueError, match=r"backed.*adata.to_memory\(\)"):
+            call()
+    assert "_scvi_uuid" not in backed.uns
+    backed.file.close()
+
+
+# training safeguards ---------------------------------------------------------------------
+
+
+def test_divergence_names_the_term_and_a_fix(monkeypatch):
+    adata = small_adata()
+    VAE.setup_anndata(adata, layer="counts")
+    model = VAE(adata, **TINY)
+    latent_terms = model.module.latent_terms
+
+    def exploding(inference_outputs, tensors):
+        cost = latent_terms(inference_outputs, tensors)
+        kl = {name: torch.full_like(value, np.inf) for name, value in cost.kl_terms.items()}
+        return cost._replace(kl_terms=kl, penalty=torch.full_like(cost.penalty, np.inf))
+
+    monkeypatch.setattr(model.module, "latent_terms", exploding)
+    with pytest.raises(FloatingPointError, match=r"the kl_z term.*gradient_clip_val"):
+        model.train(max_epochs=1, **TRAIN_KWARGS)
+
+
+def test_divergence_of_the_reconstruction_is_named():
+    adata = small_adata()
+    adata.X = adata.X.astype(np.float32)
+    VAE.setup_anndata(adata)
+    model = VAE(adata, **TINY)
+    adata.X.data[:] = np.inf  # after the checks: simulates data corrupted during training
+    with pytest.raises(FloatingPointError, match=r"diverged.*reconstruction.*lr"):
+        model.train(max_epochs=1, **TRAIN_KWARGS)
+
+
+def test_gradient_clipping_reaches_lightning():
+    adata = small_adata()
+    model = train_tiny(VAE, adata, epochs=1)
+    assert model.trainer.gradient_clip_val is None
+    model.train(max_epochs=1, gradient_clip_val=0.5, **TRAIN_KWARGS)
+    assert model.trainer.gradient_clip_val == 0.5
+
+
+def test_same_seed_gives_the_same_latent_and_clusters():
+    setup = {"layer": "counts", "condition_key": "condition"}
+    first, second = (
+        train_tiny(CGMVAE, small_adata(), setup, n_clusters=2, learn_cluster_weights=True)
+        for _ in range(2)
+    )
+    np.testing.assert_array_equal(
+        first.get_latent_representation(), second.get_latent_representation()
+    )
+    np.testing.assert_array_equal(
+        first.get_cluster_probabilities(), second.get_cluster_probabilities()
+    )
+
+
+def test_save_load_gives_identical_results_on_data_read_from_h5ad(trained, tmp_path):
+    model, adata = trained
+    model.save(tmp_path / "saved")
+    adata.write_h5ad(tmp_path / "cells.h5ad")
+    fresh = anndata.read_h5ad(tmp_path / "cells.h5ad")
+    for loaded in (
+        CGMVAE.load(tmp_path / "saved"),
+        CGMVAE.load(tmp_path / "saved", adata=anndata.read_h5ad(tmp_path / "cells.h5ad")),
+    ):
+        np.testing.assert_array_equal(
+            loaded.get_latent_representation(fresh), model.get_latent_representation()
+        )
+        np.testing.assert_array_equal(
+            loaded.get_cluster_assignments(fresh), model.get_cluster_assignments()
+        )
+        np.testing.assert_array_equal(
+            loaded.predict_counterfactual(fresh, target_condition="condition_1").X,
+            model.predict_counterfactual(target_condition="condition_1").X,
+        )
