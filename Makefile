@@ -42,5 +42,9 @@ lint: install-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+docs: install
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	$(BIN)/python -m sphinx -q -b html docs docs/_build
+
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -143,3 +143,25 @@ def test_negative_values_rejected_for_counts():
     CGMVAE.setup_anndata(adata)
     with pytest.raises(ValueError, match="non-negative"):
         CGMVAE(adata)
+
+
+def test_lightning_options_pass_through_train(sim_adata, seeded):
+    from lightning.pytorch.callbacks import Callback
+
+    class CountEpochs(Callback):
+        epochs = 0
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            CountEpochs.epochs += 1
+            assert trainer.precision == "bf16-mixed"
+            assert trainer.gradient_clip_val == 0.5
+
+    adata = sim_adata[:200].copy()
+    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    model = CGMVAE(adata, n_clusters=3, n_hidden=16)
+    model.train(
+        max_epochs=2, precision="bf16-mixed", gradient_clip_val=0.5,
+        callbacks=[CountEpochs()], accelerator="cpu", **TRAIN_KWARGS,
+    )  # fmt: skip
+    assert CountEpochs.epochs == 2
+    assert np.isfinite(model.get_latent_representation()).all()

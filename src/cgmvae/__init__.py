@@ -2,8 +2,8 @@
 
 from importlib.metadata import version
 
-from cgmvae import data, metrics
+from cgmvae import data, metrics, pl
 from cgmvae.models import AE, CGMVAE, CVAE, GMVAE, VAE
 
-__all__ = ["AE", "CGMVAE", "CVAE", "GMVAE", "VAE", "data", "metrics"]
+__all__ = ["AE", "CGMVAE", "CVAE", "GMVAE", "VAE", "data", "metrics", "pl"]
 __version__ = version("cgmvae")

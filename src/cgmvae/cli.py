@@ -79,8 +79,10 @@ def fit_and_write(
     umap_path: Path | None,
 ) -> tuple:
     """Train a CGMVAE on ``adata``, write results; return the model and a run summary."""
+    import matplotlib
     import scvi
 
+    matplotlib.use("Agg")  # the command line writes files, it never opens windows
     from cgmvae import CGMVAE
     from cgmvae.metrics import cluster_scores
     from cgmvae.pl import latent_umap
