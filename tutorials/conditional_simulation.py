@@ -19,7 +19,7 @@ import scvi
 
 from cgmvae import CGMVAE, GMVAE
 from cgmvae.data import simulate, true_log_fold_change
-from cgmvae.metrics import cluster_scores, r2_mean_expression, response_correlation
+from cgmvae.metrics import r2_mean_expression, response_correlation
 
 adata = simulate(
     n_obs=1200, n_vars=200, n_clusters=3, n_conditions=2, seed=1,
@@ -66,7 +66,8 @@ true_lfc = true_log_fold_change(adata, "cluster_3", "condition_1")
 # (`benchmarks/counterfactual.py` measures that ceiling with an oracle).
 
 # %%
-print("response r:", response_correlation(predicted.X, control_counts, true_lfc, truth_is_lfc=True))
+response = response_correlation(predicted.X, control_counts, true_lfc, truth_is_lfc=True)
+print("response r:", response)
 print("R² of means, prediction:", r2_mean_expression(predicted.X, truth))
 print("R² of means, no change: ", r2_mean_expression(control_counts, truth))
 
