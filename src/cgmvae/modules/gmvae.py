@@ -124,7 +124,12 @@ class GMVAEModule(VAEModule):
         return LatentCost({"kl_z": kl_z, "kl_y": kl_y}, penalty, classification, other_terms)
 
     def diagnostics(self, inference_outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Effective number of clusters in the batch: exp(entropy of the mean q(y | x, c))."""
+        """Effective number of clusters in the batch: exp(entropy of the mean q(y | x, c)).
+
+        Logged once the mixture is placed; before that q(y | x, c) has no meaning.
+        """
+        if not bool(self.prior.initialized):
+            return {}
         mean_probs = inference_outputs["cluster_probs"].mean(0).detach()
         entropy = -(mean_probs * mean_probs.clamp_min(1e-12).log()).sum()
         return {"cluster_usage": entropy.exp()}
