@@ -95,6 +95,10 @@ class AutoencoderTrainingPlan(TrainingPlan):
             + DIVERGENCE_HINT
         )
 
+    def on_train_start(self) -> None:
+        """Train in training mode, also when ``train`` is called again after inference."""
+        self.module.train()
+
     def on_train_epoch_end(self) -> None:
         """Place the mixture components once the latent has warmed up."""
         init_epoch = max(1, round(self.cluster_init * self.trainer.max_epochs))
