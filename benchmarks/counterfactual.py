@@ -154,7 +154,8 @@ def run(data: str, seed: int, max_epochs: int) -> list[dict]:
     for name, predict in predictions.items():
         start = time.perf_counter()
         row = score(name, predict(), task)
-        row.update(data=data, seed=seed, seconds=round(time.perf_counter() - start, 1))
+        row.update(data=data, seed=seed, max_epochs=max_epochs)
+        row["seconds"] = round(time.perf_counter() - start, 1)
         rows.append(row)
         print(row, flush=True)
     return rows
@@ -198,12 +199,14 @@ def main() -> None:
     print(summary.round(3).to_string())
     RESULTS.mkdir(exist_ok=True)
     table.to_csv(RESULTS / "counterfactual.csv", index=False)
+    epochs = table.groupby("data")["max_epochs"].first() if "max_epochs" in table else {}
     records = {
         f"{data} | {method}": {
             f"{metric}_{stat}": round(float(summary.loc[(data, method), (metric, stat)]), 4)
             for metric in metrics
             for stat in ("mean", "std")
         }
+        | {"max_epochs": int(epochs.get(data, 200)) if len(epochs) else 200}
         for data, method in summary.index
     }
     payload = {"protocol": "see the module docstring", "summary": records}
