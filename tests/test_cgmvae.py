@@ -170,11 +170,11 @@ def test_lightning_options_pass_through_train(sim_adata, seeded):
 def test_training_again_after_inference_runs_in_training_mode(sim_adata, seeded):
     from lightning.pytorch.callbacks import Callback
 
-    class RecordMode(Callback):
-        modes = []
+    modes = []
 
+    class RecordMode(Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            RecordMode.modes.append(pl_module.module.training)
+            modes.append(pl_module.module.training)
 
     adata = sim_adata[:200].copy()
     CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
@@ -182,4 +182,4 @@ def test_training_again_after_inference_runs_in_training_mode(sim_adata, seeded)
     model.train(max_epochs=1, **TRAIN_KWARGS)
     model.get_latent_representation()
     model.train(max_epochs=1, callbacks=[RecordMode()], **TRAIN_KWARGS)
-    assert RecordMode.modes and all(RecordMode.modes)
+    assert modes and all(modes)
