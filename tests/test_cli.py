@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import anndata
 import pytest
@@ -69,3 +71,15 @@ def test_demo_writes_h5ad_umap_and_scores(tmp_path, capsys):
     for name in ("pbmc68k_cgmvae.h5ad", "pbmc68k_umap.png", "pbmc68k_history.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert anndata.read_h5ad(tmp_path / "pbmc68k_cgmvae.h5ad").n_obs == 700
+
+
+def test_help_imports_neither_torch_nor_scvi():
+    script = (
+        "import sys\n"
+        "import cgmvae.cli as cli\n"
+        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'scvi', 'scanpy') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -8,6 +8,7 @@ from scipy.linalg import subspace_angles
 from cgmvae import AE, CGMVAE, CVAE, GMVAE, VAE
 from cgmvae.modules import AutoencoderModule, GMVAEModule, VAEModule
 from cgmvae.nn.priors import MixturePrior, kl_standard_normal
+from cgmvae.train.placement import split_clusters
 from conftest import TRAIN_KWARGS
 
 MODELS = [AE, VAE, CVAE, GMVAE, CGMVAE]
@@ -169,8 +170,9 @@ def test_mixture_kl_terms_match_monte_carlo():
     module = GMVAEModule(n_input=4, n_latent=2, n_clusters=3)
     prior.initialized.fill_(True)
     module.prior = prior
-    probs = torch.softmax(prior.cluster_posterior_logits(analytic[None]), -1)
-    cost = module.latent_terms({"cluster_probs": probs, "component_kl": analytic[None]}, {})
+    probs = torch.softmax(prior.component_posterior_logits(analytic[None]), -1)
+    outputs = {"cluster_probs": probs, "component_probs": probs, "component_kl": analytic[None]}
+    cost = module.latent_terms(outputs, {})
     terms = cost.kl_terms
     log_q_y = probs.log()
     joint = (probs * (analytic[None] + log_q_y - prior.log_weights())).sum()
@@ -181,9 +183,9 @@ def test_mixture_module_pretrains_as_a_vae_until_the_prior_is_placed():
     module = GMVAEModule(n_input=4, n_latent=2, n_clusters=3)
     outputs = {"z_mean": torch.zeros(5, 2), "z_var": torch.ones(5, 2)}
     outputs["component_kl"] = module.prior.component_kl(outputs["z_mean"], outputs["z_var"])
-    outputs["cluster_probs"] = torch.full((5, 3), 1 / 3)
+    outputs["cluster_probs"] = outputs["component_probs"] = torch.full((5, 3), 1 / 3)
     assert set(module.latent_terms(outputs, {}).kl_terms) == {"kl_z"}
-    module.prior.initialize(np.random.default_rng(0).normal(size=(60, 2)))
+    module.prior.initialize(np.random.default_rng(0).normal(size=(60, 2)), np.arange(60) % 3)
     assert set(module.latent_terms(outputs, {}).kl_terms) == {"kl_z", "kl_y"}
 
 
@@ -191,11 +193,36 @@ def test_closed_form_cluster_posterior_minimises_the_mixture_terms():
     torch.manual_seed(0)
     prior = MixturePrior(n_clusters=4, n_latent=3)
     component_kl = torch.rand(1, 4) * 5
-    best = torch.softmax(prior.cluster_posterior_logits(component_kl), -1)
+    best = torch.softmax(prior.component_posterior_logits(component_kl), -1)
 
     def objective(probs):
-        return (probs * component_kl).sum() + prior.cluster_kl(probs).sum()
+        return (probs * component_kl).sum() + prior.component_kl_to_weights(probs).sum()
 
     for _ in range(50):
         other = torch.softmax(torch.randn(1, 4) * 2, -1)
         assert objective(best) <= objective(other) + 1e-6
+
+
+def test_a_cluster_of_several_components_sums_their_posterior_and_weights():
+    prior = MixturePrior(n_clusters=3, n_latent=2, components_per_cluster=2)
+    assert (prior.n_clusters, prior.n_components) == (3, 6)
+    component_probs = torch.tensor([[0.1, 0.2, 0.3, 0.0, 0.25, 0.15]])
+    torch.testing.assert_close(prior.to_clusters(component_probs), torch.tensor([[0.3, 0.3, 0.4]]))
+    torch.testing.assert_close(prior.cluster_weights(), torch.full((3,), 1 / 3))
+    spread = prior.to_components(torch.tensor([[0.0, 1.0, 0.0]]), component_probs.log())
+    torch.testing.assert_close(spread, torch.tensor([[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]))
+
+
+def test_placement_puts_each_cluster_and_its_components_on_its_own_group():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    groups = np.repeat(np.arange(3), 100)
+    latent = centres[groups] + rng.normal(size=(300, 2))
+    prior = MixturePrior(n_clusters=3, n_latent=2, components_per_cluster=2)
+    prior.initialize(latent, split_clusters(latent, groups, 3, 2))
+    means = prior.means.detach().numpy().reshape(3, 2, 2)
+    for k in range(3):
+        assert np.abs(means[k] - centres[k]).max() < 2.5
+        assert np.abs(means[k, 0] - means[k, 1]).max() > 0.3  # a real split, not copies
+    draws = prior.sample(torch.full((200,), 2))
+    assert np.abs(draws.mean(0).numpy() - centres[2]).max() < 0.5

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from cgmvae.nn.likelihood import LIKELIHOODS
+from cgmvae.constants import LIKELIHOODS
 
 
 class UsageError(Exception):

@@ -13,11 +13,18 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData, ImplicitModificationWarning
 
-from cgmvae.nn.likelihood import COUNT_LIKELIHOODS, check_likelihood
+from cgmvae.constants import COUNT_LIKELIHOODS, check_likelihood
 
 logger = logging.getLogger(__name__)
 
-POSITIVE_INT_PARAMS = ("n_latent", "n_hidden", "n_layers", "n_clusters", "n_mc_samples")
+POSITIVE_INT_PARAMS = (
+    "components_per_cluster",
+    "n_latent",
+    "n_hidden",
+    "n_layers",
+    "n_clusters",
+    "n_mc_samples",
+)
 NON_NEGATIVE_PARAMS = ("beta", "beta_y", "free_bits", "noise_sd")
 PREVIEW = 5
 

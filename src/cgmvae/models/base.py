@@ -19,10 +19,10 @@ from scvi.data.fields import (
 )
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
+from cgmvae.constants import COUNT_LIKELIHOODS
 from cgmvae.models.safeguards import SafeguardsMixin
 from cgmvae.modules.base import AutoencoderModule
 from cgmvae.modules.gmvae import LABEL_PROBS_KEY
-from cgmvae.nn.likelihood import COUNT_LIKELIHOODS
 from cgmvae.train.plan import AutoencoderTrainingPlan
 from cgmvae.validation import (
     check_anndata,

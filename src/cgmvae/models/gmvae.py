@@ -14,9 +14,13 @@ from cgmvae.modules.gmvae import GMVAEModule
 class GMVAE(ClusterMixin, BaseAutoencoderModel):
     """Gaussian-mixture VAE: y ~ Cat(π), z | y ~ N(μ_y, diag σ_y²), x ~ p(x | z).
 
-    q(y | x) is the closed-form optimum of the mixture terms (y is marginalised exactly);
-    the prior means and scales are learned, initialised by k-means on the warmed-up latent.
-    Clusters are argmax_k q(y = k | x).
+    Each cluster is a union of ``components_per_cluster`` diagonal Gaussians, so it can
+    follow a curved or elongated shape in z. q(y | x) is the closed-form optimum of the
+    mixture terms (y and the components are marginalised exactly); the prior means and
+    scales are learned. The model pre-trains as a VAE, then places the clusters on a
+    Gaussian mixture fitted to a UMAP embedding of the latent (``plan_kwargs=
+    {"cluster_placement": "kmeans"}`` for k-means), and trains on. Clusters are
+    argmax_k q(y = k | x).
 
     Parameters
     ----------
@@ -25,7 +29,10 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
     registry
         A saved data registry, used by :meth:`load` when no AnnData is given.
     n_clusters
-        Number of mixture components (clusters).
+        Number of clusters.
+    components_per_cluster
+        Gaussian components per cluster: a cluster is their union, so it can take shapes
+        one diagonal Gaussian cannot (see :class:`~cgmvae.nn.MixturePrior`).
     n_latent
         Dimension of z.
     n_hidden
@@ -67,6 +74,7 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
         adata: AnnData | None = None,
         registry: dict | None = None,
         n_clusters: int = 10,
+        components_per_cluster: int = 4,
         n_latent: int = 10,
         n_hidden: int = 128,
         n_layers: int = 1,
@@ -83,6 +91,7 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
             adata,
             registry,
             n_clusters=n_clusters,
+            components_per_cluster=components_per_cluster,
             n_latent=n_latent,
             n_hidden=n_hidden,
             n_layers=n_layers,

@@ -13,13 +13,15 @@ LABEL_PROBS_KEY = "label_probs"
 
 
 class GMVAEModule(VAEModule):
-    """GMVAE: y ~ Cat(π), z | y ~ N(μ_y, σ_y²), x ~ p(x | z, c).
+    """GMVAE: y ~ Cat(π), z | y ~ Σ_{j ∈ y} (π_j / π_y) N(μ_j, σ_j²), x ~ p(x | z, c).
 
-    With q(y, z | x, c) = q(y | x, c) q(z | x, c) every term but the reconstruction is
-    analytic. q(y | x, c) is the closed-form minimiser of the mixture terms,
-    ``q_k ∝ π_k exp(−(β / β_y) KL(q(z | x, c) || N(μ_k, σ_k²)))``, so no cluster
-    head or Gumbel-softmax sampling is needed. Until the mixture is initialised the module
-    trains as a (C)VAE with a standard normal prior.
+    Each cluster y is a union of ``components_per_cluster`` diagonal Gaussians j (one:
+    the classical GMVAE). With q(j, z | x, c) = q(j | x, c) q(z | x, c) every term but the
+    reconstruction is analytic. q(j | x, c) is the closed-form minimiser of the mixture
+    terms, ``q_j ∝ π_j exp(−(β / β_y) KL(q(z | x, c) || N(μ_j, σ_j²)))``, so no cluster
+    head or Gumbel-softmax sampling is needed; q(y | x, c) sums it over y's components.
+    Until the mixture is initialised the module trains as a (C)VAE with a standard normal
+    prior.
 
     Cells with a known label (a class index below ``n_labels`` in the labels tensor, or a
     non-zero row of class probabilities) use it in place of q(y | x, c) in the KL terms and
@@ -28,7 +30,9 @@ class GMVAEModule(VAEModule):
     Parameters
     ----------
     n_clusters
-        Number of mixture components K.
+        Number of clusters K.
+    components_per_cluster
+        Number M of Gaussian components per cluster.
     beta_y
         Weight of KL(q(y | x, c) || π).
     free_bits
@@ -47,6 +51,7 @@ class GMVAEModule(VAEModule):
         self,
         *args,
         n_clusters: int = 10,
+        components_per_cluster: int = 1,
         beta_y: float = 1.0,
         free_bits: float = 0.0,
         learn_cluster_weights: bool = False,
@@ -59,7 +64,9 @@ class GMVAEModule(VAEModule):
         self.free_bits = free_bits
         self.n_labels = n_labels
         self.classification_weight = classification_weight
-        self.prior = MixturePrior(n_clusters, self.n_latent, learn_cluster_weights)
+        self.prior = MixturePrior(
+            n_clusters, self.n_latent, learn_cluster_weights, components_per_cluster
+        )
 
     @property
     def kl_ratio(self) -> float:
@@ -69,12 +76,14 @@ class GMVAEModule(VAEModule):
     def inference(
         self, x: torch.Tensor, condition: torch.Tensor, n_samples: int = 1
     ) -> dict[str, torch.Tensor | None]:
-        """Encode, then add the per-component KLs and the cluster posterior q(y | x, c)."""
+        """Encode, then add the per-component KLs and the posteriors q(j | x, c), q(y | x, c)."""
         outputs = super().inference(x, condition, n_samples)
         component_kl = self.prior.component_kl(outputs["z_mean"], outputs["z_var"])
-        logits = self.prior.cluster_posterior_logits(component_kl, self.kl_ratio)
+        logits = self.prior.component_posterior_logits(component_kl, self.kl_ratio)
         outputs["component_kl"] = component_kl
-        outputs["cluster_probs"] = torch.softmax(logits, dim=-1)
+        outputs["component_logits"] = logits
+        outputs["component_probs"] = torch.softmax(logits, dim=-1)
+        outputs["cluster_probs"] = self.prior.to_clusters(outputs["component_probs"])
         return outputs
 
     def cluster_targets(
@@ -98,7 +107,7 @@ class GMVAEModule(VAEModule):
     def latent_terms(
         self, inference_outputs: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]
     ) -> LatentCost:
-        """β Σ_k q_k KL(q(z) || p(z | k)) + β_y KL(q(y) || π) (+ α CE on labelled cells).
+        """β Σ_j q_j KL(q(z) || p(z | j)) + β_y KL(q(j) || π) (+ α CE on labelled cells).
 
         Until the prior's components are placed (:meth:`MixturePrior.initialize`), the
         latent is pre-trained as a (C)VAE with a standard normal prior, so that the latent
@@ -107,16 +116,18 @@ class GMVAEModule(VAEModule):
         if not bool(self.prior.initialized):
             return super().latent_terms(inference_outputs, tensors)
         probs = inference_outputs["cluster_probs"]
-        weights, other_terms, classification = probs, {}, 0.0
+        weights = inference_outputs["component_probs"]
+        other_terms, classification = {}, 0.0
         targets = self.cluster_targets(tensors)
         if targets is not None:
             known, mask = (t.to(probs.device) for t in targets)
-            weights = torch.where(mask[:, None], known, probs)
+            known_weights = self.prior.to_components(known, inference_outputs["component_logits"])
+            weights = torch.where(mask[:, None], known_weights, weights)
             cross_entropy = -(known * probs.clamp_min(1e-12).log()).sum(-1) * mask
             classification = self.classification_weight * cross_entropy
             other_terms["classification_loss"] = cross_entropy
         kl_z = (weights * inference_outputs["component_kl"]).sum(-1)
-        kl_y = self.prior.cluster_kl(weights)
+        kl_y = self.prior.component_kl_to_weights(weights)
         kl_y_loss = kl_y
         if self.free_bits > 0 and kl_y.mean() < self.free_bits:
             kl_y_loss = kl_y.detach()
@@ -140,9 +151,7 @@ class GMVAEModule(VAEModule):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw (z, y) from the mixture prior, optionally from one component only."""
         if cluster is None:
-            clusters = torch.multinomial(
-                self.prior.log_weights().exp(), n_samples, replacement=True
-            )
+            clusters = torch.multinomial(self.prior.cluster_weights(), n_samples, replacement=True)
         else:
             clusters = torch.full((n_samples,), cluster, device=self.device, dtype=torch.long)
         return self.prior.sample(clusters), clusters

@@ -7,19 +7,15 @@ from scvi.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
 from torch import nn
 from torch.distributions import Bernoulli, Distribution, Normal, Poisson
 
-LIKELIHOODS = ("gaussian", "bernoulli", "poisson", "nb", "zinb")
-COUNT_LIKELIHOODS = ("poisson", "nb", "zinb")
+from cgmvae.constants import COUNT_LIKELIHOODS, LIKELIHOODS, check_likelihood
 
-
-def check_likelihood(likelihood: str) -> str:
-    """Return ``likelihood`` if it is supported, else raise a ``ValueError`` naming the options."""
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(
-            f"Unknown likelihood {likelihood!r}. Choose one of {', '.join(LIKELIHOODS)}: "
-            "'nb'/'zinb'/'poisson' for raw counts, 'gaussian' for log-normalised or continuous "
-            "data, 'bernoulli' for values in [0, 1] such as images."
-        )
-    return likelihood
+__all__ = [
+    "COUNT_LIKELIHOODS",
+    "LIKELIHOODS",
+    "LikelihoodHead",
+    "check_likelihood",
+    "negative_log_likelihood",
+]
 
 
 class LikelihoodHead(nn.Module):

@@ -35,121 +35,155 @@ def kl_diagonal_gaussians(
 
 
 class MixturePrior(nn.Module):
-    """Gaussian-mixture prior p(y) p(z | y) = Cat(π) N(μ_y, diag σ_y²) with learned μ, σ.
+    """Gaussian-mixture prior whose clusters are each a union of diagonal Gaussians.
+
+    Cluster y = k owns ``components_per_cluster`` = M components j, and
+    p(y = k) p(z | y = k) = Σ_{j ∈ k} π_j N(μ_j, diag σ_j²), with learned μ, σ (and π).
+    M = 1 is the classical GMVAE prior Cat(π) N(μ_y, diag σ_y²). With M > 1 a cluster can
+    take a curved or elongated shape that one diagonal Gaussian cannot follow, while every
+    term of the ELBO stays analytic: the components are marginalised like clusters are.
 
     Parameters
     ----------
     n_clusters
-        Number of components K.
+        Number of clusters K.
     n_latent
         Dimension of z.
     learn_weights
-        Learn the mixture weights π; if ``False`` they stay uniform.
+        Learn the component weights π; if ``False`` they stay uniform.
+    components_per_cluster
+        Number M of Gaussian components per cluster.
     """
 
-    def __init__(self, n_clusters: int, n_latent: int, learn_weights: bool = False):
+    def __init__(
+        self,
+        n_clusters: int,
+        n_latent: int,
+        learn_weights: bool = False,
+        components_per_cluster: int = 1,
+    ):
         super().__init__()
-        self.means = nn.Parameter(torch.randn(n_clusters, n_latent))
-        self.log_vars = nn.Parameter(torch.zeros(n_clusters, n_latent))
-        self.logits = nn.Parameter(torch.zeros(n_clusters), requires_grad=learn_weights)
+        if components_per_cluster < 1:
+            raise ValueError(
+                f"components_per_cluster must be at least 1, got {components_per_cluster}."
+            )
+        n_components = n_clusters * components_per_cluster
+        self.components_per_cluster = components_per_cluster
+        self.means = nn.Parameter(torch.randn(n_components, n_latent))
+        self.log_vars = nn.Parameter(torch.zeros(n_components, n_latent))
+        self.logits = nn.Parameter(torch.zeros(n_components), requires_grad=learn_weights)
+        self.register_buffer(
+            "component_cluster", torch.arange(n_components) // components_per_cluster
+        )
         self.register_buffer("initialized", torch.tensor(False))
 
     @property
     def n_clusters(self) -> int:
-        """Number of mixture components."""
+        """Number of clusters K."""
+        return self.means.shape[0] // self.components_per_cluster
+
+    @property
+    def n_components(self) -> int:
+        """Number of Gaussian components, K × M."""
         return self.means.shape[0]
 
     @property
     def variances(self) -> torch.Tensor:
-        """Component variances σ_k², shape ``(K, d)``."""
+        """Component variances σ_j², shape ``(K·M, d)``."""
         return self.log_vars.clamp(-10.0, 10.0).exp()
 
     def log_weights(self) -> torch.Tensor:
-        """Log π, shape ``(K,)``."""
+        """Log π of every component, shape ``(K·M,)``."""
         return torch.log_softmax(self.logits, dim=-1)
 
+    def cluster_weights(self) -> torch.Tensor:
+        """p(y = k), the summed weights of each cluster's components, shape ``(K,)``."""
+        return self.to_clusters(self.log_weights().exp())
+
+    def to_clusters(self, component_probs: torch.Tensor) -> torch.Tensor:
+        """Sum probabilities over each cluster's components: ``(..., K·M)`` → ``(..., K)``."""
+        shape = (*component_probs.shape[:-1], self.n_clusters, self.components_per_cluster)
+        return component_probs.reshape(shape).sum(-1)
+
+    def to_components(
+        self, cluster_probs: torch.Tensor, component_logits: torch.Tensor
+    ) -> torch.Tensor:
+        """Spread cluster probabilities over components by the posterior within each cluster.
+
+        Used for cells of known cluster: their weight on component j of cluster k is
+        p(k) × q(j | y = k, x), a softmax of ``component_logits`` over k's components.
+        """
+        shape = (*component_logits.shape[:-1], self.n_clusters, self.components_per_cluster)
+        within = torch.softmax(component_logits.reshape(shape), dim=-1)
+        return (cluster_probs.unsqueeze(-1) * within).reshape(component_logits.shape)
+
     def component_kl(self, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-        """KL(q(z | x) || p(z | y = k)) for every observation and component, shape ``(n, K)``."""
+        """KL(q(z | x) || N(μ_j, σ_j²)) for every observation and component, ``(n, K·M)``."""
         return kl_diagonal_gaussians(mean, var, self.means, self.variances)
 
-    def cluster_posterior_logits(
+    def component_posterior_logits(
         self, component_kl: torch.Tensor, kl_ratio: float = 1.0
     ) -> torch.Tensor:
-        """Logits of the q(y | x) that minimises the mixture terms of the negative ELBO.
+        """Logits of the q(j | x) that minimises the mixture terms of the negative ELBO.
 
-        Minimising ``β Σ_k q_k KL_k + β_y KL(q || π)`` over the simplex gives
-        ``q_k ∝ π_k exp(−(β / β_y) KL_k)``; ``kl_ratio`` is ``β / β_y``.
+        Minimising ``β Σ_j q_j KL_j + β_y KL(q || π)`` over the simplex gives
+        ``q_j ∝ π_j exp(−(β / β_y) KL_j)``; ``kl_ratio`` is ``β / β_y``.
         """
         return self.log_weights() - kl_ratio * component_kl
 
-    def cluster_kl(self, cluster_probs: torch.Tensor) -> torch.Tensor:
-        """KL(q(y | x) || Cat(π)) per observation."""
-        log_q = cluster_probs.clamp_min(1e-12).log()
-        return (cluster_probs * (log_q - self.log_weights())).sum(-1)
+    def component_kl_to_weights(self, component_probs: torch.Tensor) -> torch.Tensor:
+        """KL(q(j | x) || Cat(π)) per observation."""
+        log_q = component_probs.clamp_min(1e-12).log()
+        return (component_probs * (log_q - self.log_weights())).sum(-1)
 
     @torch.no_grad()
     def initialize(
         self,
         latent: np.ndarray,
-        seed: int = 0,
-        targets: np.ndarray | None = None,
-        labelled: np.ndarray | None = None,
+        components: np.ndarray,
+        anchors: dict[int, np.ndarray] | None = None,
     ) -> None:
-        """Place the components on a k-means clustering (10 restarts) of ``latent``.
+        """Place every component on its cells: their mean and per-dimension variance.
 
-        Each component takes a k-means cluster's centroid and per-dimension variance. With
-        known labels (``targets``: cluster probabilities, ``labelled``: mask of the cells that
-        have them), each labelled component takes its cells' weighted mean and the variance
-        of the k-means cluster nearest to that mean (one-to-one); the other components take
-        the remaining k-means clusters.
+        ``components`` gives each row of ``latent`` a component index in [0, K·M); cluster
+        k's cells are those of components k·M … k·M + M − 1
+        (:func:`~cgmvae.train.placement.split_clusters` makes such labels). A component
+        without cells takes its cluster's cells, or all cells. ``anchors`` maps a cluster to
+        a point (e.g. the mean of its labelled cells) that its components are shifted onto.
         """
-        clusters, centroids = _kmeans(latent, self.n_clusters, seed)
-        overall_var = latent.var(axis=0) + 1e-4
-        variances = np.stack(
-            [
-                latent[clusters == k].var(axis=0) + 1e-4
-                if (clusters == k).sum() > 1
-                else overall_var
-                for k in range(self.n_clusters)
-            ]
+        size = self.components_per_cluster
+        clusters = components // size
+        means, variances = [], []
+        for k in range(self.n_clusters):
+            group = _cells(latent, clusters, k)
+            shift = 0.0 if anchors is None or k not in anchors else anchors[k] - group.mean(0)
+            for m in range(size):
+                cells = _cells(latent, components, k * size + m, fallback=group)
+                means.append(cells.mean(0) + shift)
+                variances.append(
+                    cells.var(axis=0) + 1e-4 if len(cells) > 1 else group.var(0) + 1e-4
+                )
+        self.means.copy_(torch.as_tensor(np.stack(means), dtype=self.means.dtype))
+        self.log_vars.copy_(
+            torch.as_tensor(np.log(np.stack(variances)), dtype=self.log_vars.dtype)
         )
-        means, order = centroids.copy(), np.arange(self.n_clusters)
-        if targets is not None and labelled is not None and labelled.any():
-            weights = targets[labelled]
-            seeded = np.flatnonzero(weights.sum(0) > 0)
-            label_means = np.stack(
-                [np.average(latent[labelled], axis=0, weights=weights[:, k]) for k in seeded]
-            )
-            order = _match_components(label_means, centroids, seeded, self.n_clusters)
-            means = centroids[order]
-            means[seeded] = label_means
-        self.means.copy_(torch.as_tensor(means, dtype=self.means.dtype))
-        self.log_vars.copy_(torch.as_tensor(np.log(variances[order]), dtype=self.log_vars.dtype))
         self.initialized.fill_(True)
 
     @torch.no_grad()
     def sample(self, clusters: torch.Tensor) -> torch.Tensor:
-        """Draw z ~ N(μ_y, σ_y²) for the given component indices."""
-        std = self.variances[clusters].sqrt()
-        return self.means[clusters] + std * torch.randn_like(std)
+        """Draw z from the given clusters: a component by its weight within, then its Gaussian."""
+        weights = self.log_weights().exp().reshape(self.n_clusters, -1)[clusters]
+        within = torch.multinomial(weights, 1).squeeze(-1)
+        components = clusters * self.components_per_cluster + within
+        std = self.variances[components].sqrt()
+        return self.means[components] + std * torch.randn_like(std)
 
 
-def _kmeans(latent: np.ndarray, n_clusters: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.cluster import KMeans
-
-    kmeans = KMeans(n_clusters, n_init=10, random_state=seed).fit(latent)
-    return kmeans.labels_, kmeans.cluster_centers_
-
-
-def _match_components(
-    label_means: np.ndarray, centroids: np.ndarray, seeded: np.ndarray, n_clusters: int
+def _cells(
+    latent: np.ndarray, labels: np.ndarray, label: int, fallback: np.ndarray | None = None
 ) -> np.ndarray:
-    """Return, per component, the k-means cluster it takes: labelled ones the nearest."""
-    from scipy.optimize import linear_sum_assignment
-
-    distances = ((label_means[:, None, :] - centroids[None, :, :]) ** 2).sum(-1)
-    _, matched = linear_sum_assignment(distances)
-    order = np.full(n_clusters, -1)
-    order[seeded] = matched
-    order[order < 0] = np.setdiff1d(np.arange(n_clusters), matched)
-    return order
+    """Rows of ``latent`` with ``label``; if none, ``fallback`` (default: all rows)."""
+    cells = latent[labels == label]
+    if len(cells) > 0:
+        return cells
+    return latent if fallback is None else fallback

@@ -6,6 +6,15 @@ import numpy as np
 import torch
 from scvi.train import TrainingPlan
 
+from cgmvae.train.placement import (
+    PlacementMethod,
+    check_placement,
+    cluster_latent,
+    match_labelled_clusters,
+    placement_rows,
+    split_clusters,
+)
+
 DIVERGENCE_HINT = (
     "Lower the learning rate (plan_kwargs={'lr': 1e-4}) or clip gradients "
     "(train(gradient_clip_val=1.0))."
@@ -19,7 +28,8 @@ class AutoencoderTrainingPlan(TrainingPlan):
     ``warmup_start`` and ``warmup_end``, both fractions of the planned optimisation steps
     (``max_epochs`` × batches per epoch), so the warm-up always completes whatever the data
     size. Mixture models train as (C)VAEs until ``cluster_init`` of training, then get
-    their prior components placed by k-means on the latent means. A non-finite loss stops
+    their prior components placed on a clustering of the latent means
+    (:func:`~cgmvae.train.placement.cluster_latent`). A non-finite loss stops
     training with an error naming the term that diverged.
 
     Parameters
@@ -29,10 +39,16 @@ class AutoencoderTrainingPlan(TrainingPlan):
     warmup_start, warmup_end
         Fractions of training between which the KL weight rises.
     cluster_init
-        Fraction of training after which mixture components are initialised by k-means
-        (at the end of that epoch, at least after the first).
+        Fraction of training after which mixture components are placed (at the end of
+        that epoch, at least after the first).
+    cluster_placement
+        How the latent is clustered to place them: ``"auto"`` (the better of the two
+        others, see :func:`~cgmvae.train.placement.cluster_latent`), ``"umap"`` (a
+        Gaussian mixture on a UMAP embedding) or ``"kmeans"``.
+    placement_max_cells
+        Cluster at most this many randomly chosen training cells when placing.
     seed
-        Random state of the k-means initialisation.
+        Random state of the placement.
     **kwargs
         Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``weight_decay``, ``max_kl_weight``,
         ``min_kl_weight``, ``reduce_lr_on_plateau``, ...).
@@ -45,6 +61,8 @@ class AutoencoderTrainingPlan(TrainingPlan):
         warmup_start: float = 0.0,
         warmup_end: float = 0.5,
         cluster_init: float = 0.5,
+        cluster_placement: PlacementMethod = "auto",
+        placement_max_cells: int = 20_000,
         seed: int = 0,
         **kwargs,
     ):
@@ -55,6 +73,8 @@ class AutoencoderTrainingPlan(TrainingPlan):
         self.warmup_start = warmup_start
         self.warmup_end = warmup_end
         self.cluster_init = cluster_init
+        self.cluster_placement = check_placement(cluster_placement)
+        self.placement_max_cells = placement_max_cells
         self.seed = seed
         kwargs.update(n_epochs_kl_warmup=None, n_steps_kl_warmup=None)
         super().__init__(module, **kwargs)
@@ -113,7 +133,18 @@ class AutoencoderTrainingPlan(TrainingPlan):
         prior = getattr(self.module, "prior", None)
         if prior is not None and not bool(prior.initialized):
             latent, targets, labelled = self._training_latent()
-            prior.initialize(latent, self.seed, targets, labelled)
+            rows = placement_rows(len(latent), self.placement_max_cells, self.seed)
+            latent = latent[rows]
+            clusters = cluster_latent(latent, prior.n_clusters, self.cluster_placement, self.seed)
+            anchors = None
+            if targets is not None and labelled[rows].any():
+                clusters, anchors = match_labelled_clusters(
+                    latent, clusters, targets[rows], labelled[rows]
+                )
+            components = split_clusters(
+                latent, clusters, prior.n_clusters, prior.components_per_cluster, self.seed
+            )
+            prior.initialize(latent, components, anchors)
 
     @torch.no_grad()
     def _training_latent(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:

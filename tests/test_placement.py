@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import torch
+
+from cgmvae.metrics import clustering_accuracy
+from cgmvae.nn.priors import MixturePrior
+from cgmvae.train.placement import (
+    check_placement,
+    cluster_latent,
+    cut_fraction,
+    match_labelled_clusters,
+    placement_rows,
+    split_clusters,
+)
+
+
+def tilted_bars(n_per_bar: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three long parallel bars at 45°, closer to each other than they are long."""
+    rng = np.random.default_rng(seed)
+    bars = np.repeat(np.arange(3), n_per_bar)
+    along = rng.uniform(0, 20, size=bars.size)
+    across = 2.0 * bars + rng.normal(scale=0.15, size=bars.size)
+    rotation = np.array([[1.0, -1.0], [1.0, 1.0]]) / np.sqrt(2)
+    return np.stack([along, across], 1) @ rotation.T, bars
+
+
+def test_manifold_placement_follows_elongated_clusters_that_kmeans_cuts():
+    latent, bars = tilted_bars()
+    by_kmeans = cluster_latent(latent, 3, "kmeans")
+    by_umap = cluster_latent(latent, 3, "umap")
+    assert clustering_accuracy(bars, by_kmeans) < 0.8
+    assert clustering_accuracy(bars, by_umap) > 0.95
+
+
+def test_auto_placement_keeps_kmeans_on_compact_blobs_and_umap_on_elongated_clusters():
+    rng = np.random.default_rng(0)
+    blobs = np.repeat(np.arange(4), 60)
+    compact = np.eye(4)[blobs] * 20 + rng.normal(size=(240, 4))
+    assert clustering_accuracy(blobs, cluster_latent(compact, 4, "auto")) == 1.0
+    latent, bars = tilted_bars()
+    assert clustering_accuracy(bars, cluster_latent(latent, 3, "auto")) > 0.95
+    assert cut_fraction(latent, bars) < cut_fraction(latent, cluster_latent(latent, 3, "kmeans"))
+
+
+def posterior_accuracy(prior: MixturePrior, latent: np.ndarray, truth: np.ndarray) -> float:
+    z = torch.as_tensor(latent, dtype=torch.float32)
+    kl = prior.component_kl(z, torch.full_like(z, 1e-3))
+    probs = prior.to_clusters(torch.softmax(prior.component_posterior_logits(kl), -1))
+    return clustering_accuracy(truth, probs.argmax(1).numpy())
+
+
+def test_several_components_per_cluster_keep_the_placed_partition():
+    latent, bars = tilted_bars()
+    one, four = (MixturePrior(3, 2, components_per_cluster=m) for m in (1, 4))
+    one.initialize(latent, bars)
+    four.initialize(latent, split_clusters(latent, bars, 3, 4))
+    assert posterior_accuracy(one, latent, bars) < 0.9
+    assert posterior_accuracy(four, latent, bars) > 0.97
+
+
+def test_placement_clusters_a_subsample_of_large_data():
+    rows = placement_rows(1000, 100, seed=0)
+    assert rows.shape == (100,) and np.unique(rows).size == 100 and rows.max() < 1000
+    assert np.array_equal(placement_rows(50, 100, seed=0), np.arange(50))
+
+
+def test_unknown_placement_names_the_choices():
+    with pytest.raises(ValueError, match=r"'auto'.*'umap'.*'kmeans'"):
+        check_placement("spectral")
+
+
+def test_labelled_classes_take_the_group_nearest_to_their_cells():
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(3), 50)
+    latent = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])[truth] + rng.normal(size=(150, 2))
+    groups = np.array([2, 0, 1])[truth]  # the clustering numbers the groups differently
+    labelled = np.zeros(150, dtype=bool)
+    labelled[[0, 1, 50, 51]] = True  # a few labelled cells of classes 0 and 1 only
+    targets = np.eye(3)[truth] * labelled[:, None]
+    clusters, anchors = match_labelled_clusters(latent, groups, targets, labelled)
+    assert np.array_equal(clusters, truth)
+    assert set(anchors) == {0, 1}
+    np.testing.assert_allclose(anchors[0], latent[[0, 1]].mean(0))
