@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-Likelihood = Literal["gaussian", "bernoulli", "poisson", "nb", "zinb"]
 LIKELIHOODS: tuple[str, ...] = ("gaussian", "bernoulli", "poisson", "nb", "zinb")
 COUNT_LIKELIHOODS: tuple[str, ...] = ("poisson", "nb", "zinb")
 

@@ -18,8 +18,9 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
     follow a curved or elongated shape in z. q(y | x) is the closed-form optimum of the
     mixture terms (y and the components are marginalised exactly); the prior means and
     scales are learned. The model pre-trains as a VAE, then places the clusters on a
-    Gaussian mixture fitted to a UMAP embedding of the latent (``plan_kwargs=
-    {"cluster_placement": "kmeans"}`` for k-means), and trains on. Clusters are
+    partition of the latent (a Gaussian mixture on its UMAP embedding or k-means, whichever
+    cuts fewer nearest-neighbour edges; ``plan_kwargs={"cluster_placement": ...}`` forces
+    one), and trains on. Clusters are
     argmax_k q(y = k | x).
 
     Parameters

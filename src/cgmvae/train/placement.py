@@ -129,13 +129,27 @@ def split_clusters(
     return components
 
 
-def cut_fraction(latent: np.ndarray, labels: np.ndarray, n_neighbors: int = 15) -> float:
-    """Fraction of the edges of the ``n_neighbors``-nearest-neighbour graph whose ends differ."""
+def cut_fraction(
+    latent: np.ndarray,
+    labels: np.ndarray,
+    n_neighbors: int = 15,
+    neighbours: np.ndarray | None = None,
+) -> float:
+    """Fraction of the edges of the ``n_neighbors``-nearest-neighbour graph whose ends differ.
+
+    ``neighbours`` (rows: the neighbours of each cell) skips building the graph again.
+    """
+    if neighbours is None:
+        neighbours = nearest_neighbours(latent, n_neighbors)
+    return float((labels[neighbours] != labels[:, None]).mean())
+
+
+def nearest_neighbours(latent: np.ndarray, n_neighbors: int) -> np.ndarray:
+    """Return the indices of each row's ``n_neighbors`` nearest other rows, ``(n, k)``."""
     from sklearn.neighbors import NearestNeighbors
 
     k = min(n_neighbors, latent.shape[0] - 1)
-    neighbours = NearestNeighbors(n_neighbors=k + 1).fit(latent).kneighbors(latent)[1][:, 1:]
-    return float((labels[neighbours] != labels[:, None]).mean())
+    return NearestNeighbors(n_neighbors=k + 1).fit(latent).kneighbors(latent)[1][:, 1:]
 
 
 def within_sum_of_squares(latent: np.ndarray, labels: np.ndarray) -> float:
@@ -149,7 +163,13 @@ def within_sum_of_squares(latent: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _best_partition(latent: np.ndarray, candidates: dict, n_neighbors: int) -> str:
-    cuts = {name: cut_fraction(latent, labels, n_neighbors) for name, labels in candidates.items()}
+    if len(candidates) == 1:
+        return next(iter(candidates))
+    neighbours = nearest_neighbours(latent, n_neighbors)
+    cuts = {
+        name: cut_fraction(latent, labels, neighbours=neighbours)
+        for name, labels in candidates.items()
+    }
     tied = [name for name, cut in cuts.items() if cut <= min(cuts.values()) + CUT_TOLERANCE]
     return min(tied, key=lambda name: within_sum_of_squares(latent, candidates[name]))
 
