@@ -57,7 +57,7 @@ def cgmvae_clusters(adata, seed: int) -> pd.Series:
     scvi.settings.seed = seed
     CGMVAE.setup_anndata(adata, layer="counts")
     model = CGMVAE(adata, n_clusters=N_TYPES)
-    model.train(plan_kwargs={"seed": seed}, **QUIET)
+    model.train(**QUIET)
     return pd.Series(model.get_cluster_assignments(), index=adata.obs_names)
 
 

@@ -52,7 +52,7 @@ def fit(adata, model_cls, seed: int, max_epochs: int, condition: bool):
     scvi.settings.seed = seed
     model_cls.setup_anndata(adata, condition_key="condition" if condition else None)
     model = model_cls(adata, n_clusters=10, likelihood="bernoulli")
-    model.train(max_epochs=max_epochs, plan_kwargs={"seed": seed}, **QUIET)
+    model.train(max_epochs=max_epochs, **QUIET)
     return model
 
 

@@ -53,7 +53,6 @@ from cgmvae.data import (
     pbmc68k_reduced,
     simulate,
     true_log_fold_change,
-    true_response,
 )
 from cgmvae.metrics import r2_mean_expression, response_correlation
 
@@ -90,7 +89,8 @@ def simulator_task(seed: int, shared_effect_fraction: float = 0.5) -> Task:
         n_obs=2500, n_vars=500, n_clusters=5, n_conditions=3, seed=seed,
         n_condition_genes=40, shared_effect_fraction=shared_effect_fraction,
     )  # fmt: skip
-    effects = np.asarray(adata.uns["simulation"]["condition_log_fold_changes"])[:, 2, :]
+    effects = np.asarray(adata.uns["ground_truth"]["simulate"]["condition_log_fold_changes"])
+    effects = effects[:, 2, :]
     shared = np.all(effects[:-1] == effects[0], axis=0)
     oracle = np.where(shared, effects[0], 0.0)
     lfc = true_log_fold_change(adata, "cluster_4", "condition_2")
@@ -99,7 +99,7 @@ def simulator_task(seed: int, shared_effect_fraction: float = 0.5) -> Task:
 
 def pbmc_task(seed: int) -> Task:
     adata = add_condition_effect(pbmc68k_reduced(), "bulk_labels", seed=seed)
-    lfc = true_response(adata, "CD14+ Monocyte")
+    lfc = true_log_fold_change(adata, "CD14+ Monocyte", "stimulated", "control")
     return split(adata, "bulk_labels", "CD14+ Monocyte", "stimulated", "control", lfc, 10)
 
 

@@ -39,7 +39,7 @@ DESIGNS = {
 
 
 def gmvae_scores(images, seed: int, max_epochs: int, design: str) -> dict:
-    model_kwargs, plan_kwargs = DESIGNS[design]
+    model_kwargs, train_kwargs = DESIGNS[design]
     adata = images.copy()
     scvi.settings.seed = seed
     GMVAE.setup_anndata(adata)
@@ -47,7 +47,7 @@ def gmvae_scores(images, seed: int, max_epochs: int, design: str) -> dict:
     start = time.perf_counter()
     model.train(
         max_epochs=max_epochs,
-        plan_kwargs={"seed": seed, **plan_kwargs},
+        **train_kwargs,
         enable_progress_bar=False,
         enable_model_summary=False,
     )

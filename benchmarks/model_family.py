@@ -52,7 +52,7 @@ def mc_loss_spread() -> dict[int, float]:
     torch.manual_seed(0)
     tensors = {
         "X": torch.poisson(torch.full((64, 30), 4.0)),
-        "batch": torch.zeros(64, 1, dtype=torch.long),
+        "condition": torch.zeros(64, 1, dtype=torch.long),
     }
     module = VAEModule(n_input=30, n_latent=5, n_hidden=32, dropout_rate=0.0, likelihood="nb")
     module.train()

@@ -1,9 +1,15 @@
+"""Fixtures shared by every test folder."""
+
 import pytest
 import scvi
 
 from cgmvae.data import simulate
 
-TRAIN_KWARGS = {"enable_progress_bar": False, "enable_model_summary": False}
+
+@pytest.fixture(scope="session")
+def quiet():
+    """Trainer arguments that keep test output free of progress bars and summaries."""
+    return {"enable_progress_bar": False, "enable_model_summary": False}
 
 
 @pytest.fixture(scope="session")

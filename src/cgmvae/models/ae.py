@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 from anndata import AnnData
 
+from cgmvae.constants import MODULE_KEYS, Likelihood
 from cgmvae.models.base import BaseAutoencoderModel
 from cgmvae.modules.base import AutoencoderModule
 
@@ -58,7 +60,7 @@ class AE(BaseAutoencoderModel):
         n_hidden: int = 128,
         n_layers: int = 1,
         dropout_rate: float = 0.1,
-        likelihood: str = "gaussian",
+        likelihood: Likelihood = "gaussian",
         linear: bool = False,
         noise_sd: float = 0.0,
     ):
@@ -74,3 +76,32 @@ class AE(BaseAutoencoderModel):
             noise_sd=noise_sd,
         )
         self.init_params_ = self._get_init_params(locals())
+
+    def get_latent_representation(
+        self,
+        adata: AnnData | None = None,
+        indices: np.ndarray | None = None,
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """Return the code E(x) of each observation.
+
+        Parameters
+        ----------
+        adata
+            Data registered like the training data; ``None`` uses the training AnnData.
+        indices
+            Rows to use; ``None`` uses all.
+        batch_size
+            Minibatch size for inference.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(n_obs, n_latent)``, float32.
+        """
+        return self._collect(
+            lambda tensors: self._inference(tensors)[MODULE_KEYS.QZM_KEY],
+            adata,
+            indices,
+            batch_size,
+        )

@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
-from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 from scvi.data.fields import (
+    CategoricalJointObsField,
     CategoricalObsField,
     LabelsWithUnlabeledObsField,
     LayerField,
+    NumericalJointObsField,
     ObsmField,
 )
-from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
+from scvi.dataloaders import DataSplitter
+from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
 
-from cgmvae.constants import COUNT_LIKELIHOODS
+from cgmvae.constants import COUNT_LIKELIHOODS, REGISTRY_KEYS
 from cgmvae.models.safeguards import SafeguardsMixin
 from cgmvae.modules.base import AutoencoderModule
-from cgmvae.modules.gmvae import LABEL_PROBS_KEY
-from cgmvae.train.plan import AutoencoderTrainingPlan
+from cgmvae.train.plan import AutoencoderTrainingPlan, check_plan_kwargs
 from cgmvae.validation import (
     check_anndata,
+    check_covariates,
     check_finite,
     check_label_probs,
     check_layer,
@@ -35,7 +38,6 @@ from cgmvae.validation import (
     check_trainable,
     check_values_for_likelihood,
     data_location,
-    make_actual,
 )
 
 logger = logging.getLogger(__name__)
@@ -46,11 +48,17 @@ def default_max_epochs(n_obs: int) -> int:
     return int(np.clip(round(8e6 / max(n_obs, 1)), 20, 400))
 
 
-class BaseAutoencoderModel(SafeguardsMixin, UnsupervisedTrainingMixin, BaseModelClass):
+class BaseAutoencoderModel(
+    SafeguardsMixin, RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass
+):
     """AnnData front end shared by AE, VAE, CVAE, GMVAE and CGMVAE.
 
     Subclasses set ``_module_cls``, whether they take a condition (``_conditional``) and
     their training-plan defaults; their ``__init__`` lists the model's hyper-parameters.
+    scvi-tools' ``VAEMixin`` gives :meth:`get_elbo`, :meth:`get_reconstruction_error`,
+    :meth:`get_marginal_ll` and :meth:`get_latent_representation`; its ``RNASeqMixin``
+    gives :meth:`get_normalized_expression` and :meth:`differential_expression` (count
+    likelihoods only).
     """
 
     _module_cls: type[AutoencoderModule] = AutoencoderModule
@@ -70,7 +78,7 @@ class BaseAutoencoderModel(SafeguardsMixin, UnsupervisedTrainingMixin, BaseModel
             check_values_for_likelihood(data, module_kwargs["likelihood"], location)
         self.module = self._module_cls(
             n_input=self.summary_stats.n_vars,
-            n_conditions=self.summary_stats.n_batch,
+            **self._covariate_sizes(),
             **module_kwargs,
             **self._registry_module_kwargs(module_kwargs),
         )
@@ -89,12 +97,27 @@ class BaseAutoencoderModel(SafeguardsMixin, UnsupervisedTrainingMixin, BaseModel
         """Return module arguments read off the data registry (none for this class)."""
         return {}
 
+    def _covariate_sizes(self) -> dict:
+        """Categories of condition, batch and each covariate, as the module takes them."""
+        stats = self.summary_stats
+        fields = self.registry_["field_registries"]
+        categorical = fields.get(REGISTRY_KEYS.CAT_COVS_KEY, {}).get("state_registry", {})
+        return {
+            "n_conditions": stats[f"n_{REGISTRY_KEYS.CONDITION_KEY}"],
+            "n_batch": stats[f"n_{REGISTRY_KEYS.BATCH_KEY}"],
+            "n_cats_per_cov": list(categorical.get("n_cats_per_key", [])),
+            "n_continuous_cov": stats.get(f"n_{REGISTRY_KEYS.CONT_COVS_KEY}", 0),
+        }
+
     @classmethod
     def setup_anndata(
         cls,
         adata: AnnData,
         layer: str | None = None,
         condition_key: str | None = None,
+        batch_key: str | None = None,
+        categorical_covariate_keys: list[str] | None = None,
+        continuous_covariate_keys: list[str] | None = None,
         labels_key: str | None = None,
         unlabeled_category: str = "unknown",
         label_probs_key: str | None = None,
@@ -105,13 +128,23 @@ class BaseAutoencoderModel(SafeguardsMixin, UnsupervisedTrainingMixin, BaseModel
         Parameters
         ----------
         adata
-            Cells (or images) × features.
+            Cells (or images) × features; not a view (pass ``adata[mask].copy()``).
         layer
             Layer holding the data to model; ``None`` uses ``.X``. Count likelihoods need
             raw counts.
         condition_key
-            Column of ``.obs`` with the observed condition (batch, treatment, patient).
-            ``None`` means one condition for all cells. Only conditional models use it.
+            Conditional models: column of ``.obs`` with the condition (e.g. stimulation),
+            given to encoder and decoder. It is what :meth:`predict_counterfactual` swaps and
+            what the clusters must not depend on. ``None``: one condition for all cells.
+        batch_key
+            Column of ``.obs`` with the batch (a nuisance, e.g. sequencing run or donor),
+            corrected in the decoder as in scVI; :meth:`get_normalized_expression`'s
+            ``transform_batch`` swaps it.
+        categorical_covariate_keys
+            Further categorical nuisance columns of ``.obs``, given to the decoder.
+        continuous_covariate_keys
+            Numeric nuisance columns of ``.obs`` (e.g. percent mitochondrial counts), given
+            to the decoder.
         labels_key
             Mixture models: ``.obs`` column of known cluster labels for semi-supervised
             training; label j becomes cluster j and names it.
@@ -123,30 +156,31 @@ class BaseAutoencoderModel(SafeguardsMixin, UnsupervisedTrainingMixin, BaseModel
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
-        if condition_key is not None and not cls._conditional:
-            raise ValueError(
-                f"{cls.__name__} does not model conditions, so condition_key="
-                f"{condition_key!r} would be ignored. Use the conditional model "
-                f"(C{cls.__name__}) or drop condition_key."
-            )
-        if not cls._supports_labels and (labels_key or label_probs_key):
-            raise ValueError(
-                f"{cls.__name__} has no clusters to supervise; labels_key and label_probs_key "
-                "are for GMVAE and CGMVAE."
-            )
+        cls._check_setup_roles(condition_key, labels_key, label_probs_key)
         check_anndata(adata)
         check_layer(adata, layer)
-        check_obs_key(adata, condition_key, "condition_key")
+        for key, argument in ((condition_key, "condition_key"), (batch_key, "batch_key")):
+            check_obs_key(adata, key, argument)
+            check_obs_complete(adata, key, argument)
         check_obs_key(adata, labels_key, "labels_key")
-        check_obs_complete(adata, condition_key, "condition_key")
         check_obs_complete(adata, labels_key, "labels_key")
+        roles = {"condition_key": condition_key, "batch_key": batch_key, "labels_key": labels_key}
+        if condition_key is not None and condition_key == batch_key:
+            raise ValueError(
+                f"adata.obs[{condition_key!r}] is given as both condition_key and batch_key. "
+                "The condition is what counterfactuals swap and clusters ignore; the batch is "
+                "a nuisance. Choose one role for it."
+            )
+        check_covariates(adata, categorical_covariate_keys, continuous_covariate_keys, roles)
         check_label_probs(adata, label_probs_key)
         check_finite(adata.X if layer is None else adata.layers[layer], data_location(layer))
-        make_actual(adata)
         setup_method_args = cls._get_setup_method_args(**locals())
         fields = [
             LayerField(REGISTRY_KEYS.X_KEY, layer, is_count_data=False),
-            CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, condition_key),
+            CategoricalObsField(REGISTRY_KEYS.CONDITION_KEY, condition_key),
+            CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key),
+            CategoricalJointObsField(REGISTRY_KEYS.CAT_COVS_KEY, categorical_covariate_keys),
+            NumericalJointObsField(REGISTRY_KEYS.CONT_COVS_KEY, continuous_covariate_keys),
         ]
         if labels_key is not None:
             fields.append(
@@ -155,10 +189,28 @@ class BaseAutoencoderModel(SafeguardsMixin, UnsupervisedTrainingMixin, BaseModel
                 )
             )
         if label_probs_key is not None:
-            fields.append(ObsmField(LABEL_PROBS_KEY, label_probs_key))
+            fields.append(ObsmField(REGISTRY_KEYS.LABEL_PROBS_KEY, label_probs_key))
         adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
         adata_manager.register_fields(adata, **kwargs)
         cls.register_manager(adata_manager)
+
+    @classmethod
+    def _check_setup_roles(
+        cls, condition_key: str | None, labels_key: str | None, label_probs_key: str | None
+    ) -> None:
+        """Refuse setup arguments this model class would ignore."""
+        if condition_key is not None and not cls._conditional:
+            raise ValueError(
+                f"{cls.__name__} does not model conditions, so condition_key="
+                f"{condition_key!r} would be ignored. Use the conditional model "
+                f"(C{cls.__name__}), pass the column as batch_key if it is a nuisance, or "
+                "drop condition_key."
+            )
+        if not cls._supports_labels and (labels_key or label_probs_key):
+            raise ValueError(
+                f"{cls.__name__} has no clusters to supervise; labels_key and label_probs_key "
+                "are for GMVAE and CGMVAE."
+            )
 
     def train(
         self,
@@ -188,19 +240,19 @@ class BaseAutoencoderModel(SafeguardsMixin, UnsupervisedTrainingMixin, BaseModel
             Stop when the validation ELBO stops improving.
         plan_kwargs
             Passed to :class:`~cgmvae.train.AutoencoderTrainingPlan` (``lr``,
-            ``warmup_end``, ``cluster_init``, ``max_kl_weight``, ...).
+            ``warmup_end``, ``max_kl_weight``, ...); unknown names raise a ``ValueError``.
         **trainer_kwargs
             Passed to the Lightning trainer (``precision``, ``gradient_clip_val``,
             ``callbacks``, ``strategy``, ``enable_progress_bar``, ...).
         """
-        splitter_kwargs = trainer_kwargs.get("datasplitter_kwargs") or {}
-        check_trainable(
-            self.adata.n_obs, train_size, batch_size, splitter_kwargs.get("drop_last", False)
-        )
-        max_epochs = max_epochs or default_max_epochs(self.adata.n_obs)
         plan_kwargs = {**self._plan_defaults, **(plan_kwargs or {})}
+        check_plan_kwargs(plan_kwargs, self._misplaced_plan_kwargs())
+        splitter_kwargs = trainer_kwargs.get("datasplitter_kwargs") or {}
+        drop_last = splitter_kwargs.get("drop_last", False)
+        n_train = self._training_set_size(train_size, batch_size, drop_last)
+        check_trainable(self.adata.n_obs, n_train, batch_size, drop_last)
         return super().train(
-            max_epochs=max_epochs,
+            max_epochs=max_epochs or default_max_epochs(self.adata.n_obs),
             batch_size=batch_size,
             accelerator=accelerator,
             devices=devices,
@@ -210,11 +262,24 @@ class BaseAutoencoderModel(SafeguardsMixin, UnsupervisedTrainingMixin, BaseModel
             **trainer_kwargs,
         )
 
+    def _misplaced_plan_kwargs(self) -> dict[str, str]:
+        """Hints for names that users put in ``plan_kwargs`` but that belong elsewhere."""
+        return {}
+
+    def _training_set_size(
+        self, train_size: float | None, batch_size: int, drop_last: bool
+    ) -> int:
+        """Training cells as scvi-tools' data splitter will choose them for ``train``."""
+        splitter = DataSplitter(
+            self.adata_manager, train_size=train_size, batch_size=batch_size, drop_last=drop_last
+        )
+        return splitter.n_train
+
     @property
     def conditions(self) -> list[str]:
         """Condition categories seen in training, in the order of their codes."""
-        registry = self.registry_["field_registries"][REGISTRY_KEYS.BATCH_KEY]
-        return [str(c) for c in registry["state_registry"]["categorical_mapping"]]
+        state = self.registry_["field_registries"][REGISTRY_KEYS.CONDITION_KEY]["state_registry"]
+        return [str(c) for c in state["categorical_mapping"]]
 
     def condition_code(self, condition) -> int:
         """Return the integer code of ``condition``; raise ``ValueError`` if it is unknown."""
@@ -226,17 +291,10 @@ class BaseAutoencoderModel(SafeguardsMixin, UnsupervisedTrainingMixin, BaseModel
             )
         return known.index(str(condition))
 
-    def _cluster_code(self, cluster) -> int | None:
-        """Map a cluster name or index to its component; models without clusters take none."""
-        if cluster is not None:
-            raise ValueError(f"{type(self).__name__} has no clusters; use GMVAE or CGMVAE.")
-        return None
-
     @torch.inference_mode()
     def sample(
         self,
         n_samples: int,
-        cluster: int | str | None = None,
         condition: str | None = None,
         library_size: float | None = None,
     ) -> AnnData:
@@ -246,9 +304,6 @@ class BaseAutoencoderModel(SafeguardsMixin, UnsupervisedTrainingMixin, BaseModel
         ----------
         n_samples
             Number of observations.
-        cluster
-            Mixture models: draw every observation from this cluster (name or index);
-            ``None`` draws clusters from π.
         condition
             Conditional models: decode under this condition (default: the first one).
         library_size
@@ -260,31 +315,33 @@ class BaseAutoencoderModel(SafeguardsMixin, UnsupervisedTrainingMixin, BaseModel
         anndata.AnnData
             ``n_samples`` × features: sampled counts for count likelihoods, pixel
             probabilities in [0, 1] for ``"bernoulli"``, draws for ``"gaussian"``;
-            ``.obs["condition"]`` (and ``.obs["cluster"]``) say what they were drawn from.
+            ``.obs["condition"]`` says what they were decoded under.
         """
+        self.module.eval()
+        return self._decode_prior(self.module.sample_prior(n_samples), condition, library_size)
+
+    def _decode_prior(
+        self, z: torch.Tensor, condition: str | None, library_size: float | None
+    ) -> AnnData:
+        """Decode prior draws ``z`` into an AnnData of generated observations."""
         if condition is not None and not self._conditional:
             raise ValueError(f"{type(self).__name__} has no condition; use a conditional model.")
         condition = self.conditions[0] if condition is None else condition
-        code = self.condition_code(condition)
         library = None
         if self.module.likelihood in COUNT_LIKELIHOODS:
             library = library_size or float(self.module.typical_library)
-        self.module.eval()
-        px, clusters = self.module.sample(n_samples, code, library, self._cluster_code(cluster))
+        px = self.module.decode(z, self.condition_code(condition), library)
         values = px.mean if self.module.likelihood == "bernoulli" else px.sample()
         result = AnnData(X=values.cpu().numpy().astype(np.float32))
         result.var_names = self.get_var_names()
-        result.obs["condition"] = pd.Categorical([str(condition)] * n_samples)
-        if clusters is not None:
-            names = np.asarray(self.cluster_names)[clusters.cpu().numpy()]
-            result.obs["cluster"] = pd.Categorical(names, categories=self.cluster_names)
+        result.obs["condition"] = pd.Categorical([str(condition)] * len(z))
         return result
 
     def save(
         self,
         dir_path: str,
         overwrite: bool = False,
-        save_anndata: bool = True,
+        save_anndata: bool = False,
         **kwargs,
     ) -> None:
         """Save the model (weights, parameters, data registry) to ``dir_path``.
@@ -296,53 +353,56 @@ class BaseAutoencoderModel(SafeguardsMixin, UnsupervisedTrainingMixin, BaseModel
         overwrite
             Replace an existing folder.
         save_anndata
-            Also save the training AnnData, so that ``load(dir_path)`` needs no data.
+            Also save the training AnnData, so that ``load(dir_path)`` needs no data
+            (default ``False``, as in scvi-tools: pass the data to ``load``).
         **kwargs
             Passed to :meth:`scvi.model.base.BaseModelClass.save`.
         """
         super().save(dir_path, overwrite=overwrite, save_anndata=save_anndata, **kwargs)
 
     @torch.inference_mode()
-    def _inference_output(
+    def _collect(
         self,
-        key: str,
+        step: Callable[[dict[str, torch.Tensor]], torch.Tensor],
         adata: AnnData | None = None,
         indices: np.ndarray | None = None,
         batch_size: int | None = None,
     ) -> np.ndarray:
-        """Run the encoder over ``adata`` and stack one of its outputs."""
+        """Run ``step`` on every minibatch of ``adata`` (eval mode) and stack its outputs.
+
+        The one inference loop of the package's own helpers; outputs with a leading
+        sample dimension are stacked along the cells (axis ``-2``).
+        """
         adata = self._validate_anndata(adata)
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
         self.module.eval()
-        outputs = [
-            self.module.inference(**self.module._get_inference_input(tensors))[key].cpu()
-            for tensors in loader
-        ]
-        return torch.cat(outputs).numpy().astype(np.float32)
+        outputs = [step(tensors).cpu() for tensors in loader]
+        axis = 0 if outputs[0].dim() < 3 else -2
+        return torch.cat(outputs, dim=axis).numpy().astype(np.float32)
 
-    def get_latent_representation(
-        self,
-        adata: AnnData | None = None,
-        indices: np.ndarray | None = None,
-        batch_size: int | None = None,
-    ) -> np.ndarray:
-        """Posterior means of z (the code, for autoencoders).
+    def _inference(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Return the module's inference outputs for one minibatch."""
+        return self.module.inference(**self.module._get_inference_input(tensors))
 
-        Parameters
-        ----------
-        adata
-            Data registered like the training data; ``None`` uses the training AnnData.
-        indices
-            Rows to use; ``None`` uses all.
-        batch_size
-            Minibatch size for inference.
+    def _require_counts(self, method: str) -> None:
+        if self.module.likelihood not in COUNT_LIKELIHOODS:
+            raise ValueError(
+                f"{method} needs a count likelihood ('nb', 'zinb' or 'poisson'); this model "
+                f"uses {self.module.likelihood!r}, whose decoder has no normalised expression. "
+                "Use sample() or predict_counterfactual() for its decoded means."
+            )
 
-        Returns
-        -------
-        numpy.ndarray
-            Shape ``(n_obs, n_latent)``, float32.
+    def get_normalized_expression(self, *args, **kwargs):
+        """Return decoded expression normalised to ``library_size`` (count likelihoods).
+
+        scvi-tools' :meth:`~scvi.model.base.RNASeqMixin.get_normalized_expression`:
+        ``adata``, ``indices``, ``transform_batch`` (decode in another batch), ``gene_list``,
+        ``library_size`` (a number or ``"latent"`` for the observed library),
+        ``n_samples``, ``return_mean``, ``return_numpy``, ``batch_size``. Cells are
+        decoded under their own condition; :meth:`predict_counterfactual` swaps it.
         """
-        return self._inference_output("z_mean", adata, indices, batch_size)
+        self._require_counts("get_normalized_expression")
+        return super().get_normalized_expression(*args, **kwargs)
 
     def write_results(self, adata: AnnData | None = None, latent_key: str | None = None) -> None:
         """Write the latent and the model's parameters into ``adata`` in place.

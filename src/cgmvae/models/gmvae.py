@@ -6,8 +6,9 @@ from typing import ClassVar
 
 from anndata import AnnData
 
+from cgmvae.constants import Likelihood
 from cgmvae.models.base import BaseAutoencoderModel
-from cgmvae.models.mixture import ClusterMixin
+from cgmvae.models.cluster import ClusterMixin
 from cgmvae.modules.gmvae import GMVAEModule
 
 
@@ -19,8 +20,8 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
     mixture terms (y and the components are marginalised exactly); the prior means and
     scales are learned. The model pre-trains as a VAE, then places the clusters on a
     partition of the latent (a Gaussian mixture on its UMAP embedding or k-means, whichever
-    cuts fewer nearest-neighbour edges; ``plan_kwargs={"cluster_placement": ...}`` forces
-    one), and trains on. Clusters are
+    cuts fewer nearest-neighbour edges; ``train(cluster_placement=...)`` forces one), and
+    trains on. Clusters are
     argmax_k q(y = k | x).
 
     Parameters
@@ -68,7 +69,7 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
     """
 
     _module_cls = GMVAEModule
-    _plan_defaults: ClassVar[dict] = {"warmup_start": 0.0, "warmup_end": 0.4, "cluster_init": 0.5}
+    _plan_defaults: ClassVar[dict] = {"warmup_start": 0.0, "warmup_end": 0.4}
 
     def __init__(
         self,
@@ -80,7 +81,7 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
         n_hidden: int = 128,
         n_layers: int = 1,
         dropout_rate: float = 0.1,
-        likelihood: str = "nb",
+        likelihood: Likelihood = "nb",
         beta: float = 1.0,
         beta_y: float = 1.0,
         free_bits: float = 0.0,

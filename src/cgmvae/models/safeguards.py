@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 from anndata import AnnData
-from scvi import REGISTRY_KEYS
 
+from cgmvae.constants import REGISTRY_KEYS
 from cgmvae.validation import (
     align_var_names,
     check_anndata,
+    check_covariates,
     check_known_categories,
     check_layer,
     check_obs_complete,
@@ -21,7 +22,6 @@ from cgmvae.validation import (
 )
 
 MODEL_FILE = "model.pt"
-_UUID_KEYS = ("_scvi_uuid", "_scvi_manager_uuid")
 
 
 def training_genes(registry: dict) -> np.ndarray:
@@ -29,9 +29,23 @@ def training_genes(registry: dict) -> np.ndarray:
     return registry["field_registries"][REGISTRY_KEYS.X_KEY]["state_registry"]["column_names"]
 
 
-def _registered_categories(registry: dict, registry_key: str) -> list:
-    state = registry["field_registries"][registry_key]["state_registry"]
-    return list(state["categorical_mapping"])
+def _registered_columns(registry: dict) -> list[tuple[str, str, list]]:
+    """``(column, setup argument, categories seen in training)`` of each categorical column."""
+    setup = registry["setup_args"]
+    fields = registry["field_registries"]
+    columns = []
+    for argument, registry_key in (
+        ("condition_key", REGISTRY_KEYS.CONDITION_KEY),
+        ("batch_key", REGISTRY_KEYS.BATCH_KEY),
+        ("labels_key", REGISTRY_KEYS.LABELS_KEY),
+    ):
+        if setup.get(argument) is not None:
+            state = fields[registry_key]["state_registry"]
+            columns.append((setup[argument], argument, list(state["categorical_mapping"])))
+    for key in setup.get("categorical_covariate_keys") or []:
+        mappings = fields[REGISTRY_KEYS.CAT_COVS_KEY]["state_registry"]["mappings"]
+        columns.append((key, "categorical_covariate_keys", list(mappings[key])))
+    return columns
 
 
 def check_query_obs(adata: AnnData, registry: dict) -> None:
@@ -41,18 +55,18 @@ def check_query_obs(adata: AnnData, registry: dict) -> None:
     categories unseen in training, naming the key and the known categories.
     """
     setup = registry["setup_args"]
-    keyed = [(setup.get("condition_key"), "condition_key", REGISTRY_KEYS.BATCH_KEY)]
-    keyed.append((setup.get("labels_key"), "labels_key", REGISTRY_KEYS.LABELS_KEY))
-    for key, argument, registry_key in keyed:
-        if key is None:
-            continue
+    for key, argument, known in _registered_columns(registry):
         hint = f" The model was set up with {argument}={key!r}; new data need that column too."
         if argument == "labels_key":
             hint += f" Mark unlabelled cells with {setup.get('unlabeled_category')!r}."
         check_obs_key(adata, key, argument, hint)
         check_obs_complete(adata, key, argument)
-        known = _registered_categories(registry, registry_key)
         check_known_categories(adata, key, argument, known)
+    continuous = setup.get("continuous_covariate_keys")
+    for key in continuous or []:
+        hint = f" The model was set up with continuous_covariate_keys including {key!r}."
+        check_obs_key(adata, key, "continuous_covariate_keys", hint)
+    check_covariates(adata, None, continuous, {})
     probs_key = setup.get("label_probs_key")
     if probs_key is not None and probs_key not in adata.obsm:
         raise KeyError(
@@ -77,8 +91,9 @@ def check_query(adata: AnnData, registry: dict, likelihood: str | None = None) -
         check_values_for_likelihood(data, likelihood, data_location(layer))
     aligned = align_var_names(adata, training_genes(registry))
     if aligned is not adata:
-        for key in _UUID_KEYS:  # a fresh AnnData for scvi-tools, not a copy of the user's
-            aligned.uns.pop(key, None)
+        # scvi-tools recognises a registered AnnData by an id it keeps in .uns; the copy
+        # must be registered afresh, not taken for the user's AnnData.
+        aligned.uns = {}
     return aligned
 
 
@@ -105,6 +120,18 @@ def check_model_dir(dir_path, prefix: str | None = None) -> Path:
     return model_file
 
 
+def forget_instance_registration(model, adata: AnnData) -> None:
+    """Drop ``model``'s registration of ``adata`` so that the AnnData can be freed.
+
+    The one private name of scvi-tools the package uses (scvi-tools is capped below 1.5
+    for it): ``deregister_manager`` only finds AnnData registered through
+    ``setup_anndata``, not those a model registered itself when given new data, which is
+    how the reordered copies of :func:`check_query` are registered.
+    """
+    store = model._per_instance_manager_store.get(model.id, {})
+    store.pop(adata.uns.get("_scvi_uuid"), None)
+
+
 class SafeguardsMixin:
     """Checks every AnnData given to a trained model, and every folder given to ``load``.
 
@@ -126,8 +153,7 @@ class SafeguardsMixin:
         """Drop the registration of the previous reordered copy, so it can be freed."""
         previous = getattr(self, "_aligned_copy", None)
         if previous is not None:
-            store = self._per_instance_manager_store.get(self.id, {})
-            store.pop(previous.uns.get("_scvi_uuid"), None)
+            forget_instance_registration(self, previous)
             self._aligned_copy = None
 
     @classmethod

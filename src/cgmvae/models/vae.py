@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from anndata import AnnData
 
+from cgmvae.constants import Likelihood
 from cgmvae.models.base import BaseAutoencoderModel
 from cgmvae.models.conditional import ConditionalMixin
 from cgmvae.modules.vae import VAEModule
@@ -49,7 +50,7 @@ class VAE(BaseAutoencoderModel):
         n_hidden: int = 128,
         n_layers: int = 1,
         dropout_rate: float = 0.1,
-        likelihood: str = "nb",
+        likelihood: Likelihood = "nb",
         beta: float = 1.0,
         n_mc_samples: int = 1,
     ):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from torch.distributions import Normal
 
+from cgmvae.constants import COUNT_LIKELIHOODS, MODULE_KEYS, REGISTRY_KEYS, check_likelihood
 from cgmvae.nn.blocks import Decoder, Encoder
-from cgmvae.nn.likelihood import COUNT_LIKELIHOODS, check_likelihood, negative_log_likelihood
+from cgmvae.nn.likelihood import negative_log_likelihood
 
 
 class LatentCost(NamedTuple):
@@ -27,10 +28,14 @@ class LatentCost(NamedTuple):
 
 
 class AutoencoderModule(BaseModuleClass):
-    """Deterministic autoencoder x̂ = D(E(x, c), c); the base of every variational module.
+    """Deterministic autoencoder x̂ = D(E(x, c), c, s); the base of every variational module.
 
-    Subclasses change how z is drawn (:meth:`draw_latent`) and what the latent costs
-    (:meth:`latent_terms`); everything else is shared.
+    The condition c enters encoder and decoder; batch and covariates s only the decoder, as
+    in scVI. ``inference`` and ``generative`` return scvi-tools' module keys
+    (:data:`cgmvae.constants.MODULE_KEYS`): ``qz`` (a distribution, variational modules
+    only), ``qzm``, ``qzv``, ``z``, ``library`` and ``px``. Subclasses change how z is drawn
+    (:meth:`draw_latent`) and what the latent costs (:meth:`latent_terms`); everything else
+    is shared.
 
     Parameters
     ----------
@@ -38,6 +43,12 @@ class AutoencoderModule(BaseModuleClass):
         Number of observed features.
     n_conditions
         Number of condition categories (1: unconditional).
+    n_batch
+        Number of batches (nuisance, decoder only).
+    n_cats_per_cov
+        Number of categories of each categorical covariate (decoder only).
+    n_continuous_cov
+        Number of continuous covariates (decoder only).
     n_latent, n_hidden, n_layers, dropout_rate
         Network sizes.
     likelihood
@@ -55,6 +66,9 @@ class AutoencoderModule(BaseModuleClass):
         self,
         n_input: int,
         n_conditions: int = 1,
+        n_batch: int = 1,
+        n_cats_per_cov: list[int] | None = None,
+        n_continuous_cov: int = 0,
         n_latent: int = 10,
         n_hidden: int = 128,
         n_layers: int = 1,
@@ -68,60 +82,96 @@ class AutoencoderModule(BaseModuleClass):
         self.n_latent = n_latent
         self.noise_sd = noise_sd
         self.log_transform_input = likelihood in COUNT_LIKELIHOODS
+        self.n_cats_per_cov = list(n_cats_per_cov or [])
+        self.n_continuous_cov = n_continuous_cov
         self.register_buffer("typical_library", torch.tensor(1.0))
         self.encoder = Encoder(
             n_input, n_latent, n_hidden, n_layers, n_conditions, dropout_rate,
             linear=linear, variational=self.variational,
         )  # fmt: skip
         self.decoder = Decoder(
-            n_latent, n_input, n_hidden, n_layers, n_conditions, dropout_rate, likelihood,
-            linear=linear, learn_scale=self.variational,
+            n_latent, n_input, n_hidden, n_layers,
+            [n_conditions, n_batch, *self.n_cats_per_cov], dropout_rate, likelihood,
+            linear=linear, learn_scale=self.variational, n_continuous=n_continuous_cov,
         )  # fmt: skip
 
-    def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"x": tensors[REGISTRY_KEYS.X_KEY], "condition": tensors[REGISTRY_KEYS.BATCH_KEY]}
+    def _get_inference_input(
+        self, tensors: dict[str, torch.Tensor], **kwargs
+    ) -> dict[str, torch.Tensor]:
+        return {
+            MODULE_KEYS.X_KEY: tensors[REGISTRY_KEYS.X_KEY],
+            MODULE_KEYS.CONDITION_KEY: tensors[REGISTRY_KEYS.CONDITION_KEY].long(),
+        }
 
     def _get_generative_input(
         self,
         tensors: dict[str, torch.Tensor],
         inference_outputs: dict[str, torch.Tensor],
-        target_condition: int | None = None,
         use_mean: bool = False,
-    ) -> dict[str, torch.Tensor]:
-        condition = tensors[REGISTRY_KEYS.BATCH_KEY]
-        if target_condition is not None:
-            condition = torch.full_like(condition, target_condition)
-        z = inference_outputs["z_mean" if use_mean else "z"]
-        return {"z": z, "condition": condition, "library": inference_outputs["library"]}
+    ) -> dict[str, torch.Tensor | None]:
+        """Return the decoder inputs; ``use_mean`` decodes the posterior mean, not a draw."""
+        z_key = MODULE_KEYS.QZM_KEY if use_mean else MODULE_KEYS.Z_KEY
+        return {
+            MODULE_KEYS.Z_KEY: inference_outputs[z_key],
+            MODULE_KEYS.LIBRARY_KEY: inference_outputs[MODULE_KEYS.LIBRARY_KEY],
+            MODULE_KEYS.CONDITION_KEY: tensors[REGISTRY_KEYS.CONDITION_KEY].long(),
+            MODULE_KEYS.BATCH_INDEX_KEY: tensors.get(REGISTRY_KEYS.BATCH_KEY),
+            MODULE_KEYS.CAT_COVS_KEY: tensors.get(REGISTRY_KEYS.CAT_COVS_KEY),
+            MODULE_KEYS.CONT_COVS_KEY: tensors.get(REGISTRY_KEYS.CONT_COVS_KEY),
+        }
 
     @auto_move_data
     def inference(
         self, x: torch.Tensor, condition: torch.Tensor, n_samples: int = 1
-    ) -> dict[str, torch.Tensor | None]:
-        """Encode ``x`` under ``condition``; returns the posterior and a draw of z."""
+    ) -> dict[str, torch.Tensor | Normal | None]:
+        """Encode ``x`` under ``condition``; returns q(z | x, c) and a draw of z."""
         encoder_input = torch.log1p(x) if self.log_transform_input else x
         if self.training and self.noise_sd > 0:
             encoder_input = encoder_input + self.noise_sd * torch.randn_like(encoder_input)
-        z_mean, z_var = self.encoder(encoder_input, condition)
+        qzm, qzv = self.encoder(encoder_input, condition)
+        qz = None if qzv is None else Normal(qzm, qzv.sqrt(), validate_args=False)
         return {
-            "z_mean": z_mean,
-            "z_var": z_var,
-            "z": self.draw_latent(z_mean, z_var, n_samples),
-            "library": x.sum(-1, keepdim=True),
+            MODULE_KEYS.QZ_KEY: qz,
+            MODULE_KEYS.QZM_KEY: qzm,
+            MODULE_KEYS.QZV_KEY: qzv,
+            MODULE_KEYS.Z_KEY: self.draw_latent(qzm, qzv, n_samples),
+            MODULE_KEYS.LIBRARY_KEY: x.sum(-1, keepdim=True),
         }
 
     def draw_latent(
-        self, z_mean: torch.Tensor, z_var: torch.Tensor | None, n_samples: int
+        self, qzm: torch.Tensor, qzv: torch.Tensor | None, n_samples: int
     ) -> torch.Tensor:
         """Return the code fed to the decoder; the autoencoder uses the point estimate."""
-        return z_mean
+        return qzm
 
     @auto_move_data
     def generative(
-        self, z: torch.Tensor, condition: torch.Tensor, library: torch.Tensor
+        self,
+        z: torch.Tensor,
+        library: torch.Tensor | None,
+        condition: torch.Tensor,
+        batch_index: torch.Tensor | None = None,
+        cat_covs: torch.Tensor | None = None,
+        cont_covs: torch.Tensor | None = None,
+        transform_batch: int | None = None,
+        transform_condition: int | None = None,
     ) -> dict[str, torch.distributions.Distribution]:
-        """Decode ``z`` under ``condition`` into p(x | z, c)."""
-        return {"px": self.decoder(z, condition, library)}
+        """Decode ``z`` into p(x | z, c, s).
+
+        ``transform_condition`` and ``transform_batch`` decode every cell under that
+        condition or batch code instead of its own (counterfactuals; scvi-tools'
+        ``transform_batch``).
+        """
+        if transform_condition is not None:
+            condition = torch.full_like(condition, transform_condition)
+        batch_index = torch.zeros_like(condition) if batch_index is None else batch_index.long()
+        if transform_batch is not None:
+            batch_index = torch.full_like(batch_index, transform_batch)
+        categorical = [condition, batch_index]
+        if cat_covs is not None:
+            categorical.extend(torch.split(cat_covs.long(), 1, dim=1))
+        px = self.decoder(z, categorical, cont_covs, library)
+        return {MODULE_KEYS.PX_KEY: px}
 
     def latent_terms(
         self, inference_outputs: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]
@@ -138,7 +188,7 @@ class AutoencoderModule(BaseModuleClass):
     ) -> LossOutput:
         """Negative ELBO (or reconstruction error) averaged over the minibatch."""
         reconstruction = negative_log_likelihood(
-            generative_outputs["px"], tensors[REGISTRY_KEYS.X_KEY]
+            generative_outputs[MODULE_KEYS.PX_KEY], tensors[REGISTRY_KEYS.X_KEY]
         )
         if reconstruction.dim() == 2:  # Monte-Carlo samples of z come first
             reconstruction = reconstruction.mean(0)
@@ -158,28 +208,32 @@ class AutoencoderModule(BaseModuleClass):
         """Scalars logged during training besides the loss terms."""
         return {}
 
-    def sample_prior(
-        self, n_samples: int, cluster: int | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Draw latent codes from the prior; returns ``(z, clusters)``."""
+    def sample_prior(self, n_samples: int) -> torch.Tensor:
+        """Draw latent codes from the prior."""
         raise ValueError(
             "A deterministic autoencoder has no prior to sample from; use VAE, CVAE, GMVAE or "
             "CGMVAE to generate observations."
         )
 
     @torch.inference_mode()
-    def sample(
-        self,
-        n_samples: int,
-        condition: int = 0,
-        library: float | None = None,
-        cluster: int | None = None,
-    ) -> tuple[torch.distributions.Distribution, torch.Tensor | None]:
-        """Decode draws from the prior under ``condition``; returns p(x | z, c) and the clusters.
+    def decode(
+        self, z: torch.Tensor, condition: int = 0, library: float | None = None
+    ) -> torch.distributions.Distribution:
+        """Decode latent codes under one condition code.
 
-        ``library`` is the total count of each generated cell (count likelihoods only).
+        Every code is decoded in the first batch, the first category of each categorical
+        covariate and continuous covariates of 0. ``library`` is the total count of each
+        generated cell (count likelihoods only).
         """
-        z, clusters = self.sample_prior(n_samples, cluster)
-        conditions = torch.full((n_samples, 1), condition, device=z.device, dtype=torch.long)
-        libraries = None if library is None else torch.full((n_samples, 1), float(library))
-        return self.decoder(z, conditions, libraries), clusters
+        n_cells, device = len(z), z.device
+        conditions = torch.full((n_cells, 1), condition, device=device, dtype=torch.long)
+        libraries = None
+        if library is not None:
+            libraries = torch.full((n_cells, 1), float(library), device=device)
+        cat_covs = cont_covs = None
+        if self.n_cats_per_cov:
+            cat_covs = torch.zeros((n_cells, len(self.n_cats_per_cov)), device=device)
+        if self.n_continuous_cov:
+            cont_covs = torch.zeros((n_cells, self.n_continuous_cov), device=device)
+        px = self.generative(z, libraries, conditions, cat_covs=cat_covs, cont_covs=cont_covs)
+        return px[MODULE_KEYS.PX_KEY]

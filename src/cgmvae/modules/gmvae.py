@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import torch
-from scvi import REGISTRY_KEYS
 
+from cgmvae.constants import MODULE_KEYS, REGISTRY_KEYS
 from cgmvae.modules.base import LatentCost
 from cgmvae.modules.vae import VAEModule
 from cgmvae.nn.priors import MixturePrior
-
-LABEL_PROBS_KEY = "label_probs"
 
 
 class GMVAEModule(VAEModule):
@@ -78,20 +76,23 @@ class GMVAEModule(VAEModule):
     ) -> dict[str, torch.Tensor | None]:
         """Encode, then add the per-component KLs and the posteriors q(j | x, c), q(y | x, c)."""
         outputs = super().inference(x, condition, n_samples)
-        component_kl = self.prior.component_kl(outputs["z_mean"], outputs["z_var"])
+        component_kl = self.prior.component_kl(
+            outputs[MODULE_KEYS.QZM_KEY], outputs[MODULE_KEYS.QZV_KEY]
+        )
         logits = self.prior.component_posterior_logits(component_kl, self.kl_ratio)
-        outputs["component_kl"] = component_kl
-        outputs["component_logits"] = logits
-        outputs["component_probs"] = torch.softmax(logits, dim=-1)
-        outputs["cluster_probs"] = self.prior.to_clusters(outputs["component_probs"])
+        component_probs = torch.softmax(logits, dim=-1)
+        outputs[MODULE_KEYS.COMPONENT_KL_KEY] = component_kl
+        outputs[MODULE_KEYS.COMPONENT_LOGITS_KEY] = logits
+        outputs[MODULE_KEYS.COMPONENT_PROBS_KEY] = component_probs
+        outputs[MODULE_KEYS.CLUSTER_PROBS_KEY] = self.prior.to_clusters(component_probs)
         return outputs
 
     def cluster_targets(
         self, tensors: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Known cluster probabilities and a mask of labelled cells, or ``None``."""
-        if LABEL_PROBS_KEY in tensors:
-            probs = tensors[LABEL_PROBS_KEY].float()
+        if REGISTRY_KEYS.LABEL_PROBS_KEY in tensors:
+            probs = tensors[REGISTRY_KEYS.LABEL_PROBS_KEY].float()
             probs = torch.nn.functional.pad(probs, (0, self.prior.n_clusters - probs.shape[-1]))
             totals = probs.sum(-1, keepdim=True)
             return probs / totals.clamp_min(1e-12), totals.squeeze(-1) > 0
@@ -115,18 +116,19 @@ class GMVAEModule(VAEModule):
         """
         if not bool(self.prior.initialized):
             return super().latent_terms(inference_outputs, tensors)
-        probs = inference_outputs["cluster_probs"]
-        weights = inference_outputs["component_probs"]
+        probs = inference_outputs[MODULE_KEYS.CLUSTER_PROBS_KEY]
+        weights = inference_outputs[MODULE_KEYS.COMPONENT_PROBS_KEY]
+        logits = inference_outputs[MODULE_KEYS.COMPONENT_LOGITS_KEY]
         other_terms, classification = {}, 0.0
         targets = self.cluster_targets(tensors)
         if targets is not None:
             known, mask = (t.to(probs.device) for t in targets)
-            known_weights = self.prior.to_components(known, inference_outputs["component_logits"])
+            known_weights = self.prior.to_components(known, logits)
             weights = torch.where(mask[:, None], known_weights, weights)
             cross_entropy = -(known * probs.clamp_min(1e-12).log()).sum(-1) * mask
             classification = self.classification_weight * cross_entropy
             other_terms["classification_loss"] = cross_entropy
-        kl_z = (weights * inference_outputs["component_kl"]).sum(-1)
+        kl_z = (weights * inference_outputs[MODULE_KEYS.COMPONENT_KL_KEY]).sum(-1)
         kl_y = self.prior.component_kl_to_weights(weights)
         kl_y_loss = kl_y
         if self.free_bits > 0 and kl_y.mean() < self.free_bits:
@@ -141,17 +143,26 @@ class GMVAEModule(VAEModule):
         """
         if not bool(self.prior.initialized):
             return {}
-        mean_probs = inference_outputs["cluster_probs"].mean(0).detach()
+        mean_probs = inference_outputs[MODULE_KEYS.CLUSTER_PROBS_KEY].mean(0).detach()
         entropy = -(mean_probs * mean_probs.clamp_min(1e-12).log()).sum()
         return {"cluster_usage": entropy.exp()}
 
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """Log p(z) under the mixture (the standard normal until it is placed)."""
+        if not bool(self.prior.initialized):
+            return super().log_prior(z)
+        return self.prior.log_prob(z)
+
     @torch.inference_mode()
-    def sample_prior(
-        self, n_samples: int, cluster: int | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw (z, y) from the mixture prior, optionally from one component only."""
+    def draw_clusters(self, n_samples: int, cluster: int | None = None) -> torch.Tensor:
+        """Draw clusters y ~ Cat(π), or repeat ``cluster``; shape ``(n_samples,)``."""
         if cluster is None:
-            clusters = torch.multinomial(self.prior.cluster_weights(), n_samples, replacement=True)
-        else:
-            clusters = torch.full((n_samples,), cluster, device=self.device, dtype=torch.long)
-        return self.prior.sample(clusters), clusters
+            return torch.multinomial(self.prior.cluster_weights(), n_samples, replacement=True)
+        return torch.full((n_samples,), cluster, device=self.device, dtype=torch.long)
+
+    @torch.inference_mode()
+    def sample_prior(self, n_samples: int, clusters: torch.Tensor | None = None) -> torch.Tensor:
+        """Draw z from the mixture prior, from the given ``clusters`` if any."""
+        if clusters is None:
+            clusters = self.draw_clusters(n_samples)
+        return self.prior.sample(clusters)

@@ -14,11 +14,14 @@ def make_hidden_layers(
     n_in: int,
     n_hidden: int,
     n_layers: int,
-    n_conditions: int,
+    n_cat_list: list[int],
     dropout_rate: float,
     linear: bool,
 ) -> FCLayers:
-    """Build ``n_layers`` fully connected layers that take the condition as a one-hot input.
+    """Build ``n_layers`` fully connected layers that take categories as one-hot inputs.
+
+    ``n_cat_list`` holds the number of categories of each categorical input (condition,
+    batch, covariates); one with a single category adds nothing.
 
     With ``linear=True`` there is no activation, batch norm or dropout, so the block is an
     affine map (used by the linear autoencoder).
@@ -26,7 +29,7 @@ def make_hidden_layers(
     return FCLayers(
         n_in=n_in,
         n_out=n_hidden,
-        n_cat_list=[n_conditions],
+        n_cat_list=n_cat_list,
         n_layers=n_layers,
         n_hidden=n_hidden,
         dropout_rate=0.0 if linear else dropout_rate,
@@ -45,8 +48,10 @@ class Encoder(nn.Module):
         Number of observed features.
     n_latent
         Dimension of z.
-    n_hidden, n_layers, n_conditions, dropout_rate, linear
+    n_hidden, n_layers, dropout_rate, linear
         See :func:`make_hidden_layers`.
+    n_conditions
+        Number of condition categories; the condition is the encoder's only covariate.
     variational
         Whether to output a diagonal variance (VAEs) or only a point (autoencoders).
     """
@@ -64,7 +69,7 @@ class Encoder(nn.Module):
     ):
         super().__init__()
         self.hidden = make_hidden_layers(
-            n_input, n_hidden, n_layers, n_conditions, dropout_rate, linear
+            n_input, n_hidden, n_layers, [n_conditions], dropout_rate, linear
         )
         self.mean = nn.Linear(n_hidden, n_latent)
         self.log_var = nn.Linear(n_hidden, n_latent) if variational else None
@@ -81,7 +86,26 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """p(x | z, c): hidden layers followed by a :class:`~cgmvae.nn.LikelihoodHead`."""
+    """p(x | z, c, s): hidden layers followed by a :class:`~cgmvae.nn.LikelihoodHead`.
+
+    Parameters
+    ----------
+    n_latent
+        Dimension of z.
+    n_output
+        Number of observed features.
+    n_hidden, n_layers, dropout_rate, linear
+        See :func:`make_hidden_layers`.
+    n_cat_list
+        Categories of each categorical input: the condition first, then batch and
+        categorical covariates (scVI's decoder-side correction).
+    likelihood
+        Observation model, see :class:`~cgmvae.nn.LikelihoodHead`.
+    learn_scale
+        See :class:`~cgmvae.nn.LikelihoodHead`.
+    n_continuous
+        Number of continuous covariates, appended to z.
+    """
 
     def __init__(
         self,
@@ -89,20 +113,31 @@ class Decoder(nn.Module):
         n_output: int,
         n_hidden: int,
         n_layers: int,
-        n_conditions: int,
+        n_cat_list: list[int],
         dropout_rate: float,
         likelihood: str,
         linear: bool = False,
         learn_scale: bool = True,
+        n_continuous: int = 0,
     ):
         super().__init__()
         self.hidden = make_hidden_layers(
-            n_latent, n_hidden, n_layers, n_conditions, dropout_rate, linear
+            n_latent + n_continuous, n_hidden, n_layers, n_cat_list, dropout_rate, linear
         )
         self.head = LikelihoodHead(n_hidden, n_output, likelihood, learn_scale=learn_scale)
 
     def forward(
-        self, z: torch.Tensor, condition: torch.Tensor, library: torch.Tensor | None
+        self,
+        z: torch.Tensor,
+        categorical: list[torch.Tensor],
+        continuous: torch.Tensor | None,
+        library: torch.Tensor | None,
     ) -> Distribution:
-        """Return p(x | z, c) for every row of ``z`` (leading sample dimensions allowed)."""
-        return self.head(self.hidden(z, condition), library)
+        """Return p(x | z, c, s) for every row of ``z`` (leading sample dimensions allowed).
+
+        ``categorical`` holds one ``(n_cells, 1)`` code tensor per entry of ``n_cat_list``;
+        ``continuous`` is ``(n_cells, n_continuous)`` or ``None``.
+        """
+        if continuous is not None and continuous.shape[-1] > 0:
+            z = torch.cat([z, continuous.expand(*z.shape[:-1], continuous.shape[-1])], dim=-1)
+        return self.head(self.hidden(z, *categorical), library)

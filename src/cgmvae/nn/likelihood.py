@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from scvi.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
+from scvi.distributions import NegativeBinomial, Poisson, ZeroInflatedNegativeBinomial
 from torch import nn
-from torch.distributions import Bernoulli, Distribution, Normal, Poisson
+from torch.distributions import Bernoulli, Distribution, Normal
 
 from cgmvae.constants import COUNT_LIKELIHOODS, LIKELIHOODS, check_likelihood
 
@@ -22,7 +22,9 @@ class LikelihoodHead(nn.Module):
     """Map decoder activations to the distribution p(x | z, c).
 
     Count likelihoods use the observed library size: the mean is
-    ``softmax(W h) * library``, as in scVI and scVAE.
+    ``softmax(W h) * library``, as in scVI and scVAE. Their distributions are scvi-tools'
+    and carry the normalised expression ``softmax(W h)`` as ``scale``
+    (``get_normalized("scale")``), which scvi-tools' ``RNASeqMixin`` reads.
 
     Parameters
     ----------
@@ -68,14 +70,19 @@ class LikelihoodHead(nn.Module):
             return Normal(raw, scale.expand_as(raw), validate_args=False)
         if self.likelihood == "bernoulli":
             return Bernoulli(logits=raw, validate_args=False)
-        mu = torch.softmax(raw, dim=-1) * library
+        scale = torch.softmax(raw, dim=-1)
+        mu = scale * library
         if self.likelihood == "poisson":
-            return Poisson(mu.clamp_min(1e-8), validate_args=False)
+            return Poisson(mu.clamp_min(1e-8), validate_args=False, scale=scale)
         theta = self.log_theta.exp().expand_as(mu)
         if self.likelihood == "nb":
-            return NegativeBinomial(mu=mu, theta=theta, validate_args=False)
+            return NegativeBinomial(mu=mu, theta=theta, scale=scale, validate_args=False)
         return ZeroInflatedNegativeBinomial(
-            mu=mu, theta=theta, zi_logits=self.dropout_logits(hidden), validate_args=False
+            mu=mu,
+            theta=theta,
+            zi_logits=self.dropout_logits(hidden),
+            scale=scale,
+            validate_args=False,
         )
 
 

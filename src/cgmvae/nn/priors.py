@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -130,6 +132,13 @@ class MixturePrior(nn.Module):
         ``q_j ∝ π_j exp(−(β / β_y) KL_j)``; ``kl_ratio`` is ``β / β_y``.
         """
         return self.log_weights() - kl_ratio * component_kl
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """Log p(z) = log Σ_j π_j N(z; μ_j, σ_j²) for every row of ``z`` (leading dims kept)."""
+        var = self.variances
+        squared = (z.unsqueeze(-2) - self.means) ** 2 / var
+        log_normal = -0.5 * (squared + var.log() + math.log(2 * math.pi)).sum(-1)
+        return torch.logsumexp(self.log_weights() + log_normal, dim=-1)
 
     def component_kl_to_weights(self, component_probs: torch.Tensor) -> torch.Tensor:
         """KL(q(j | x) || Cat(π)) per observation."""

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal
 
 import numpy as np
 
-from cgmvae.constants import check_choice
+from cgmvae.constants import PLACEMENT_METHODS, PlacementMethod, check_choice
 
 logger = logging.getLogger(__name__)
 
-PlacementMethod = Literal["auto", "umap", "kmeans"]
-PLACEMENT_METHODS: tuple[str, ...] = ("auto", "umap", "kmeans")
 #: Partitions whose cut fractions differ by less than this count as tied.
 CUT_TOLERANCE = 0.01
 

@@ -12,8 +12,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from cgmvae.data import _cache
-from cgmvae.data._packages import package_file
+from cgmvae.data.datasets import _cache
+from cgmvae.data.datasets._packages import package_file
 
 PBMC3K_URL = (
     "https://cf.10xgenomics.com/samples/cell-exp/1.1.0/pbmc3k/"

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from cgmvae.data import _cache
-from cgmvae.data._idx import read_idx
-from cgmvae.data._packages import package_file
+from cgmvae.data.datasets import _cache
+from cgmvae.data.datasets._idx import read_idx
+from cgmvae.data.datasets._packages import package_file
 
 Split = Literal["all", "train", "test"]
 

@@ -23,6 +23,9 @@ Both are exact in expectation cell by cell, so the *true effect* :math:`\ell_{tg
 expected log fold change of the per-gene mean count over any set of stimulated cells of type
 :math:`t` (stimulated versus the same cells' original counts, and, in expectation over the
 random assignment, stimulated versus control cells of the type). Zero counts stay zero.
+
+The ground truth is stored in the scheme of :mod:`cgmvae.data.synthetic.ground_truth`, with
+cell types as its groups and ``[control, stimulated]`` as its conditions.
 """
 
 from __future__ import annotations
@@ -35,10 +38,13 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from cgmvae.data.synthetic import _checks
+from cgmvae.data.synthetic.ground_truth import GROUND_TRUTH_KEY, make_ground_truth
+
 #: Layer of the output that holds the counts every cell would have without the effect.
 ORIGINAL_LAYER = "original_counts"
-#: Key of the ground truth in ``.uns``.
-UNS_KEY = "semisynthetic"
+#: Name of this generator in the ground truth.
+GENERATOR = "add_condition_effect"
 
 
 @dataclass(frozen=True)
@@ -128,18 +134,21 @@ def add_condition_effect(
         (CSR if the input was sparse, else dense; the input's dtype),
         ``.layers["original_counts"]`` the counts without it, so for stimulated cells the
         unstimulated truth. ``.obs[condition_key]`` is categorical
-        ``[control_name, stimulated_name]``. ``.uns["semisynthetic"]`` holds the ground
-        truth, all h5ad-serialisable:
+        ``[control_name, stimulated_name]``. ``.uns["ground_truth"]`` holds the ground
+        truth in the scheme shared with :func:`~cgmvae.data.simulate` (see
+        :mod:`cgmvae.data.synthetic.ground_truth`; all h5ad-serialisable):
+        ``generator="add_condition_effect"``, ``group_key=cell_type_key``,
+        ``condition_key``, ``group_names`` (all cell types with cells, in category order),
+        ``condition_names`` (``[control_name, stimulated_name]``), ``reference_condition``
+        (``control_name``), ``log_fold_changes`` (n_types, 2, n_vars) float64 true log fold
+        changes, zero for the control, non-responding genes and unaffected types (see
+        :func:`~cgmvae.data.true_log_fold_change`), ``params`` (the other arguments,
+        ``layer`` left out when ``None``) and ``add_condition_effect``, a dict of:
 
-        - ``log_fold_changes``: (n_types, n_vars) float64 true log fold changes, zero for
-          non-responding genes and unaffected types; rows follow ``cell_types``.
-        - ``cell_types``: (n_types,) all cell types with cells, in category order.
         - ``affected_cell_types``: (n_affected,) the responding types.
         - ``responding_genes``: (n_affected, n_genes) gene names, rows follow
           ``affected_cell_types``, shared genes first.
         - ``shared_genes``: (n_shared,) gene names.
-        - ``condition_names``: ``[control_name, stimulated_name]``.
-        - ``params``: the other arguments (``layer`` left out when ``None``).
 
     Raises
     ------
@@ -151,13 +160,23 @@ def add_condition_effect(
         are expressed at ``min_mean`` for ``n_genes``.
     """
     _check_arguments(
-        n_genes, log_fold_change, shared_fraction, up_fraction, stimulated_fraction, min_mean
+        adata,
+        n_genes=n_genes,
+        log_fold_change=log_fold_change,
+        shared_fraction=shared_fraction,
+        up_fraction=up_fraction,
+        stimulated_fraction=stimulated_fraction,
+        min_mean=min_mean,
+        layer=layer,
+        condition_key=condition_key,
     )
-    _check_names(adata, layer, condition_key, control_name, stimulated_name)
-    labels = _cell_types(adata, cell_type_key)
-    affected = _affected_indices(labels.categories, affected_cell_types, cell_type_key)
+    condition_names = _checks.check_distinct_names(
+        [control_name, stimulated_name], 2, "control_name and stimulated_name"
+    )
+    labels, affected = _cell_types(adata, cell_type_key, affected_cell_types)
     source = adata.X if layer is None else adata.layers[layer]
-    counts = _integer_counts(source, "adata.X" if layer is None else f"adata.layers[{layer!r}]")
+    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    counts = _checks.check_integer_counts(source, where)
     gene_seed, cell_seed, count_seed = np.random.SeedSequence(seed).spawn(3)
 
     means = _type_means(counts, labels.codes, len(labels.categories))
@@ -190,146 +209,50 @@ def add_condition_effect(
     }
     if layer is not None:
         params["layer"] = layer
-    conditions = pd.Categorical.from_codes(
-        stimulated.astype(np.int8), categories=[control_name, stimulated_name]
-    )
+    conditions = pd.Categorical.from_codes(stimulated.astype(np.int8), categories=condition_names)
     truth = _ground_truth(effects, labels, affected, adata.var_names, conditions, params)
     return _to_anndata(adata, source, counts, effective, layer, condition_key, conditions, truth)
 
 
-def true_response(adata: AnnData, cell_type: str) -> np.ndarray:
-    """Return the true log fold change of stimulated versus control, for one cell type.
-
-    Parameters
-    ----------
-    adata
-        Output of :func:`add_condition_effect` (or a subset or copy that kept ``.uns``).
-    cell_type
-        Cell type name.
-
-    Returns
-    -------
-    numpy.ndarray
-        (n_vars,) natural-log fold changes of the expected per-gene mean count; zero for
-        genes that do not respond and for unaffected types. ``np.exp(...) * x`` is the
-        expected stimulated count of a cell of this type with control counts ``x``.
-
-    Raises
-    ------
-    KeyError
-        If ``adata`` has no ground truth or the cell type is unknown.
-    """
-    if UNS_KEY not in adata.uns:
-        raise KeyError(
-            f"adata.uns has no {UNS_KEY!r} ground truth; make the data with "
-            "cgmvae.data.add_condition_effect (and keep .uns when subsetting or saving)"
-        )
-    truth = adata.uns[UNS_KEY]
-    names = [str(name) for name in np.asarray(truth["cell_types"])]
-    if cell_type not in names:
-        raise KeyError(f"unknown cell type {cell_type!r}; expected one of {names}")
-    return np.array(truth["log_fold_changes"][names.index(cell_type)], dtype=np.float64)
-
-
-# --- checks ---------------------------------------------------------------------------------
-
-
 def _check_arguments(
+    adata: AnnData,
+    *,
     n_genes: int,
     log_fold_change: float,
     shared_fraction: float,
     up_fraction: float,
     stimulated_fraction: float,
     min_mean: float,
-) -> None:
-    if int(n_genes) != n_genes or n_genes < 0:
-        raise ValueError(f"n_genes must be a non-negative integer, not {n_genes!r}")
-    if not (np.isfinite(log_fold_change) and log_fold_change > 0):
-        raise ValueError(
-            f"log_fold_change must be positive and finite, not {log_fold_change!r}; "
-            "its sign is drawn per gene (set up_fraction=0 for down-regulation only)"
-        )
-    for name, value in (("shared_fraction", shared_fraction), ("up_fraction", up_fraction)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must lie in [0, 1], not {value!r}")
-    if not 0.0 < stimulated_fraction < 1.0:
-        raise ValueError(
-            f"stimulated_fraction must lie strictly between 0 and 1, not {stimulated_fraction!r}"
-        )
-    if not (np.isfinite(min_mean) and min_mean >= 0):
-        raise ValueError(f"min_mean must be finite and >= 0, not {min_mean!r}")
-
-
-def _check_names(
-    adata: AnnData,
     layer: str | None,
     condition_key: str,
-    control_name: str,
-    stimulated_name: str,
 ) -> None:
-    if layer is not None and layer not in adata.layers:
-        raise KeyError(
-            f"layer {layer!r} is not in adata.layers (layers: {list(adata.layers)}); "
-            "pass layer=None to read the counts from .X, or the name of the counts layer"
-        )
-    if layer == ORIGINAL_LAYER:
-        raise ValueError(f"layer must not be {ORIGINAL_LAYER!r}: the output uses that name")
-    if condition_key in adata.obs:
-        raise ValueError(
-            f"adata.obs already has a column {condition_key!r}; pass another condition_key "
-            "or drop the column first"
-        )
-    if control_name == stimulated_name:
-        raise ValueError("control_name and stimulated_name must differ")
+    """Apply the shared checks to the arguments of :func:`add_condition_effect`."""
+    _checks.check_count("n_genes", n_genes)
+    _checks.check_positive(
+        "log_fold_change",
+        log_fold_change,
+        hint="its sign is drawn per gene (set up_fraction=0 for down-regulation only)",
+    )
+    _checks.check_fraction("shared_fraction", shared_fraction)
+    _checks.check_fraction("up_fraction", up_fraction)
+    _checks.check_fraction("stimulated_fraction", stimulated_fraction, strict=True)
+    _checks.check_non_negative("min_mean", min_mean)
+    _checks.check_layer(adata, layer, reserved=ORIGINAL_LAYER)
+    _checks.check_new_obs_column(adata, condition_key, "condition_key")
 
 
-def _cell_types(adata: AnnData, cell_type_key: str) -> pd.Categorical:
-    if cell_type_key not in adata.obs:
-        raise KeyError(
-            f"cell_type_key {cell_type_key!r} is not a column of adata.obs (columns: "
-            f"{list(adata.obs.columns)}); pass the column that holds the cell types"
-        )
-    column = adata.obs[cell_type_key]
-    if column.isna().any():
-        raise ValueError(
-            f"adata.obs[{cell_type_key!r}] has missing values; label or drop those cells"
-        )
-    labels = pd.Categorical(column)
-    labels = labels.remove_unused_categories()
-    return labels.rename_categories([str(name) for name in labels.categories])
-
-
-def _affected_indices(
-    categories: pd.Index, affected: Sequence[str] | str | None, cell_type_key: str
-) -> np.ndarray:
-    names = list(categories)
-    if affected is None:
-        return np.arange(len(names))
-    requested = [affected] if isinstance(affected, str) else [str(name) for name in affected]
-    unknown = [name for name in requested if name not in names]
-    if unknown:
-        raise ValueError(
-            f"affected_cell_types {unknown} are not cell types of adata.obs[{cell_type_key!r}]"
-            f"; choose among {names}, or pass None for all"
-        )
-    if len(set(requested)) != len(requested):
-        raise ValueError(f"affected_cell_types has duplicates: {requested}")
-    return np.array(sorted(names.index(name) for name in requested), dtype=np.int64)
-
-
-def _integer_counts(source: sp.spmatrix | np.ndarray, where: str) -> sp.csr_matrix:
-    """Return the counts as a float64 CSR copy, checked to be non-negative integers."""
-    counts = sp.csr_matrix(source, dtype=np.float64, copy=True)
-    values = counts.data
-    bad = ~np.isfinite(values) | (values < 0) | (values != np.rint(values))
-    if bad.any():
-        raise ValueError(
-            f"{where} must hold non-negative integer counts, but has e.g. "
-            f"{values[bad][0]!r}; pass the raw counts (layer=... names the layer, None "
-            "reads .X)"
-        )
-    counts.eliminate_zeros()
-    return counts
+def _cell_types(
+    adata: AnnData, cell_type_key: str, affected_cell_types: Sequence[str] | str | None
+) -> tuple[pd.Categorical, np.ndarray]:
+    """Return the checked cell-type labels and the indices of the affected types."""
+    labels = _checks.check_labels(adata, cell_type_key, "cell_type_key")
+    affected = _checks.check_subset(
+        affected_cell_types,
+        labels.categories,
+        name="affected_cell_types",
+        among=f"cell types of adata.obs[{cell_type_key!r}]",
+    )
+    return labels, affected
 
 
 # --- draws ----------------------------------------------------------------------------------
@@ -371,11 +294,14 @@ def _draw_effects(
 
 
 def _choose(rng: np.random.Generator, pool: np.ndarray, n: int, where: str) -> np.ndarray:
-    if len(pool) < n:
-        raise ValueError(
-            f"only {len(pool)} genes have a mean count >= min_mean {where} affected cell "
-            f"type, {n} are needed; lower n_genes or min_mean, or affect fewer cell types"
-        )
+    """Draw ``n`` of the genes in ``pool``, sorted; ``where`` says which genes need them."""
+    _checks.check_enough_genes(
+        n,
+        len(pool),
+        needed_for=f"responding genes {where} affected cell type",
+        available_as=f"mean count >= min_mean {where} affected cell type",
+        hint="lower n_genes or min_mean, or affect fewer cell types",
+    )
     return np.sort(rng.choice(pool, n, replace=False))
 
 
@@ -427,15 +353,22 @@ def _ground_truth(
 ) -> dict:
     genes = np.asarray(var_names.astype(str), dtype=object)
     types = np.asarray(labels.categories, dtype=object)
-    return {
-        "log_fold_changes": effects.log_fold_changes,
-        "cell_types": types,
+    control = np.zeros_like(effects.log_fold_changes)
+    extras = {
         "affected_cell_types": types[affected],
         "responding_genes": genes[effects.responding_genes],
         "shared_genes": genes[effects.shared_genes],
-        "condition_names": np.asarray(conditions.categories, dtype=object),
-        "params": params,
     }
+    return make_ground_truth(
+        GENERATOR,
+        params,
+        group_key=params["cell_type_key"],
+        condition_key=params["condition_key"],
+        group_names=types,
+        condition_names=conditions.categories,
+        log_fold_changes=np.stack([control, effects.log_fold_changes], axis=1),
+        extras=extras,
+    )
 
 
 def _to_anndata(
@@ -450,7 +383,9 @@ def _to_anndata(
 ) -> AnnData:
     obs = adata.obs.copy()
     obs[condition_key] = pd.Series(conditions, index=obs.index)
-    out = AnnData(X=_like(effective, source), obs=obs, var=adata.var.copy(), uns={UNS_KEY: truth})
+    out = AnnData(
+        X=_like(effective, source), obs=obs, var=adata.var.copy(), uns={GROUND_TRUTH_KEY: truth}
+    )
     if layer is not None:
         out.layers[layer] = _like(effective, source)
     out.layers[ORIGINAL_LAYER] = _like(original, source)

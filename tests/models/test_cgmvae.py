@@ -8,17 +8,16 @@ import scvi
 from cgmvae import CGMVAE
 from cgmvae.metrics import cluster_scores
 from cgmvae.models.base import default_max_epochs
-from conftest import TRAIN_KWARGS
 
 
 @pytest.fixture(scope="module")
-def trained(sim_adata):
+def trained(quiet, sim_adata):
     scvi.settings.seed = 0
     adata = sim_adata.copy()
     before = adata.copy()
     CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
     model = CGMVAE(adata, n_clusters=4)
-    model.train(max_epochs=60, **TRAIN_KWARGS)
+    model.train(max_epochs=60, **quiet)
     model.write_results(adata)
     return model, adata, before
 
@@ -78,7 +77,7 @@ def test_kl_warmup_completes_within_training(trained):
 
 def test_save_load_round_trip_gives_identical_latent(trained, tmp_path):
     model, adata, _ = trained
-    model.save(tmp_path / "model", overwrite=True)
+    model.save(tmp_path / "model", overwrite=True, save_anndata=True)
     loaded = CGMVAE.load(tmp_path / "model", adata=adata)
     np.testing.assert_array_equal(
         loaded.get_latent_representation(), model.get_latent_representation()
@@ -92,9 +91,10 @@ def test_save_load_round_trip_gives_identical_latent(trained, tmp_path):
     )
 
 
-def test_load_without_saved_anndata_uses_given_data(trained, tmp_path):
+def test_save_leaves_out_the_anndata_by_default_and_load_uses_given_data(trained, tmp_path):
     model, adata, _ = trained
-    model.save(tmp_path / "light", save_anndata=False)
+    model.save(tmp_path / "light")
+    assert sorted(p.name for p in (tmp_path / "light").iterdir()) == ["model.pt"]
     loaded = CGMVAE.load(tmp_path / "light")
     fresh = adata.copy()
     np.testing.assert_array_equal(
@@ -102,22 +102,22 @@ def test_load_without_saved_anndata_uses_given_data(trained, tmp_path):
     )
 
 
-def test_model_without_condition_key(sim_adata, seeded):
+def test_model_without_condition_key(quiet, sim_adata, seeded):
     adata = sim_adata[:200].copy()
     CGMVAE.setup_anndata(adata, layer="counts")
     model = CGMVAE(adata, n_clusters=3, n_hidden=32)
-    model.train(max_epochs=3, **TRAIN_KWARGS)
+    model.train(max_epochs=3, **quiet)
     assert model.summary_stats.n_batch == 1
     assert model.get_latent_representation().shape == (200, 10)
 
 
-def test_dense_input_and_other_likelihoods(sim_adata, seeded):
+def test_dense_input_and_other_likelihoods(quiet, sim_adata, seeded):
     adata = sim_adata[:200].copy()
     adata.X = adata.layers["counts"].toarray()
     for likelihood in ("zinb", "poisson"):
         CGMVAE.setup_anndata(adata, condition_key="condition")
         model = CGMVAE(adata, n_clusters=3, n_hidden=32, likelihood=likelihood)
-        model.train(max_epochs=2, **TRAIN_KWARGS)
+        model.train(max_epochs=2, **quiet)
         assert np.isfinite(model.history["elbo_train"].to_numpy(dtype=float)).all()
 
 
@@ -145,7 +145,7 @@ def test_negative_values_rejected_for_counts():
         CGMVAE(adata)
 
 
-def test_lightning_options_pass_through_train(sim_adata, seeded):
+def test_lightning_options_pass_through_train(quiet, sim_adata, seeded):
     from lightning.pytorch.callbacks import Callback
 
     class CountEpochs(Callback):
@@ -161,13 +161,13 @@ def test_lightning_options_pass_through_train(sim_adata, seeded):
     model = CGMVAE(adata, n_clusters=3, n_hidden=16)
     model.train(
         max_epochs=2, precision="bf16-mixed", gradient_clip_val=0.5,
-        callbacks=[CountEpochs()], accelerator="cpu", **TRAIN_KWARGS,
+        callbacks=[CountEpochs()], accelerator="cpu", **quiet,
     )  # fmt: skip
     assert CountEpochs.epochs == 2
     assert np.isfinite(model.get_latent_representation()).all()
 
 
-def test_training_again_after_inference_runs_in_training_mode(sim_adata, seeded):
+def test_training_again_after_inference_runs_in_training_mode(quiet, sim_adata, seeded):
     from lightning.pytorch.callbacks import Callback
 
     modes = []
@@ -179,7 +179,7 @@ def test_training_again_after_inference_runs_in_training_mode(sim_adata, seeded)
     adata = sim_adata[:200].copy()
     CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
     model = CGMVAE(adata, n_clusters=3, n_hidden=16)
-    model.train(max_epochs=1, **TRAIN_KWARGS)
+    model.train(max_epochs=1, **quiet)
     model.get_latent_representation()
-    model.train(max_epochs=1, callbacks=[RecordMode()], **TRAIN_KWARGS)
+    model.train(max_epochs=1, callbacks=[RecordMode()], **quiet)
     assert modes and all(modes)

@@ -10,7 +10,6 @@ import torch
 
 from cgmvae import AE, CGMVAE, GMVAE, VAE
 from cgmvae.data import simulate
-from conftest import TRAIN_KWARGS
 
 TINY = {"n_hidden": 16, "n_latent": 4}
 
@@ -55,20 +54,20 @@ def assert_unchanged(adata, before, registered=False):
         assert set(adata.uns) == before["uns"]
 
 
-def train_tiny(model_cls, adata, setup=None, epochs=2, **kwargs):
+def train_tiny(quiet, model_cls, adata, setup=None, epochs=2, **kwargs):
     scvi.settings.seed = 0
     model_cls.setup_anndata(adata, **(setup or {"layer": "counts"}))
     model = model_cls(adata, **TINY, **kwargs)
-    model.train(max_epochs=epochs, **TRAIN_KWARGS)
+    model.train(max_epochs=epochs, **quiet)
     return model
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(quiet):
     """A tiny trained CGMVAE and its training AnnData (do not modify either)."""
     adata = small_adata(n_obs=200)
     setup = {"layer": "counts", "condition_key": "condition"}
-    return train_tiny(CGMVAE, adata, setup, n_clusters=2), adata
+    return train_tiny(quiet, CGMVAE, adata, setup, n_clusters=2), adata
 
 
 def query(n_obs=60):
@@ -80,7 +79,7 @@ INFERENCE = {
     "get_latent_representation": lambda model, adata: model.get_latent_representation(adata),
     "get_cluster_probabilities": lambda model, adata: model.get_cluster_probabilities(adata),
     "predict_counterfactual": lambda model, adata: (
-        model.predict_counterfactual(adata, target_condition="condition_1").X
+        model.predict_counterfactual(adata=adata, target_condition="condition_1").X
     ),
     "write_results": lambda model, adata: model.write_results(adata),
 }
@@ -257,35 +256,33 @@ def test_a_matrix_instead_of_an_anndata_is_refused():
 
 
 @pytest.mark.parametrize("n_obs", [1, 2])
-def test_training_on_too_few_cells_fails_before_training(n_obs):
+def test_training_on_too_few_cells_fails_before_training(quiet, n_obs):
     adata = small_adata()[:n_obs].copy()
     VAE.setup_anndata(adata, layer="counts")
     model = VAE(adata, **TINY)
     before = snapshot(adata)
     with pytest.raises(ValueError, match="at least 2 training cells"):
-        model.train(max_epochs=1, **TRAIN_KWARGS)
+        model.train(max_epochs=1, **quiet)
     assert not model.is_trained
     assert_unchanged(adata, before, registered=True)
 
 
-def test_two_cells_train_with_train_size_one():
+def test_two_cells_train_with_train_size_one(quiet):
     adata = small_adata()[:2].copy()
     VAE.setup_anndata(adata, layer="counts")
     model = VAE(adata, **TINY)
-    model.train(max_epochs=1, train_size=1.0, **TRAIN_KWARGS)
+    model.train(max_epochs=1, train_size=1.0, **quiet)
     assert model.is_trained
 
 
-def test_a_single_cell_last_minibatch_is_refused():
+def test_a_single_cell_last_minibatch_is_refused(quiet):
     adata = small_adata()[:11].copy()
     VAE.setup_anndata(adata, layer="counts")
     model = VAE(adata, **TINY)
     with pytest.raises(ValueError, match=r"single cell.*batch_size=6"):
-        model.train(max_epochs=1, batch_size=5, train_size=1.0, **TRAIN_KWARGS)
+        model.train(max_epochs=1, batch_size=5, train_size=1.0, **quiet)
     splitter = {"drop_last": True}
-    model.train(
-        max_epochs=1, batch_size=5, train_size=1.0, datasplitter_kwargs=splitter, **TRAIN_KWARGS
-    )
+    model.train(max_epochs=1, batch_size=5, train_size=1.0, datasplitter_kwargs=splitter, **quiet)
     assert model.is_trained
 
 
@@ -314,7 +311,7 @@ def test_inference_reorders_genes_on_a_copy(trained, method):
 def test_counterfactual_of_reordered_genes_is_in_training_order(trained):
     model, adata = trained
     shuffled = query()[:, ::-1].copy()
-    result = model.predict_counterfactual(shuffled, target_condition="condition_0")
+    result = model.predict_counterfactual(adata=shuffled, target_condition="condition_0")
     assert list(result.var_names) == list(adata.var_names)
 
 
@@ -391,16 +388,16 @@ def test_unknown_target_condition_is_refused(trained):
     adata = query()
     before = snapshot(adata)
     with pytest.raises(ValueError, match=r"Unknown condition 'stim'.*'condition_0'"):
-        model.predict_counterfactual(adata, target_condition="stim")
+        model.predict_counterfactual(adata=adata, target_condition="stim")
     with pytest.raises(ValueError, match="Pass target_condition"):
-        model.predict_counterfactual(adata)
+        model.predict_counterfactual(adata=adata)
     assert_unchanged(adata, before)
 
 
-def test_labels_are_checked_at_inference():
+def test_labels_are_checked_at_inference(quiet):
     adata = small_adata()
     setup = {"layer": "counts", "labels_key": "cluster"}
-    model = train_tiny(GMVAE, adata, setup, epochs=1, n_clusters=2)
+    model = train_tiny(quiet, GMVAE, adata, setup, epochs=1, n_clusters=2)
     unlabelled = query()
     del unlabelled.obs["cluster"]
     with pytest.raises(KeyError, match=r"labels_key='cluster'.*'unknown'"):
@@ -470,35 +467,35 @@ def test_load_with_reordered_genes_is_refused(trained, tmp_path):
 # 9. views and backed AnnData --------------------------------------------------------------
 
 
-def test_setup_and_training_on_a_view_leave_the_parent_unchanged():
+def test_setup_on_a_view_is_refused_with_the_fix_and_leaves_both_unchanged():
     parent = small_adata()
     before = snapshot(parent)
     view = parent[parent.obs["condition"] == "condition_0"]
-    with pytest.warns(anndata.ImplicitModificationWarning, match="parent AnnData"):
+    with pytest.raises(ValueError, match=r"view.*adata\[mask\]\.copy\(\)"):
         CGMVAE.setup_anndata(view, layer="counts", condition_key="condition")
-    assert not view.is_view
-    model = CGMVAE(view, n_clusters=2, **TINY)
-    model.train(max_epochs=1, **TRAIN_KWARGS)
-    model.write_results(view)
-    assert "X_cgmvae" in view.obsm
+    assert view.is_view
     assert_unchanged(parent, before)
 
 
-def test_inference_on_a_view_leaves_the_parent_unchanged(trained):
+def test_inference_on_a_view_is_refused_and_indices_give_the_same_cells(trained):
     model, _ = trained
     parent = query()
     before = snapshot(parent)
-    latent = model.get_latent_representation(parent[:20])
-    np.testing.assert_array_equal(latent, model.get_latent_representation(query()[:20].copy()))
-    assert_unchanged(parent, before)
-
-
-def test_failed_setup_leaves_a_view_a_view():
-    parent = small_adata()
-    view = parent[:50]
-    with pytest.raises(KeyError):
-        CGMVAE.setup_anndata(view, layer="count")
+    view = parent[:20]
+    with pytest.raises(ValueError, match="indices="):
+        model.get_latent_representation(view)
     assert view.is_view
+    np.testing.assert_array_equal(
+        model.get_latent_representation(parent, indices=np.arange(20)),
+        model.get_latent_representation(parent[:20].copy()),
+    )
+    assert_unchanged(parent, before, registered=True)
+
+
+def test_an_anndata_in_place_of_the_target_condition_says_what_to_pass(trained):
+    model, _ = trained
+    with pytest.raises(TypeError, match=r"predict_counterfactual\(<condition>, adata=adata\)"):
+        model.predict_counterfactual(query())
 
 
 def test_backed_anndata_is_refused_clearly(trained, tmp_path):
@@ -518,7 +515,7 @@ def test_backed_anndata_is_refused_clearly(trained, tmp_path):
 # training safeguards ---------------------------------------------------------------------
 
 
-def test_divergence_names_the_term_and_a_fix(monkeypatch):
+def test_divergence_names_the_term_and_a_fix(quiet, monkeypatch):
     adata = small_adata()
     VAE.setup_anndata(adata, layer="counts")
     model = VAE(adata, **TINY)
@@ -531,31 +528,31 @@ def test_divergence_names_the_term_and_a_fix(monkeypatch):
 
     monkeypatch.setattr(model.module, "latent_terms", exploding)
     with pytest.raises(FloatingPointError, match=r"the kl_z term.*gradient_clip_val"):
-        model.train(max_epochs=1, **TRAIN_KWARGS)
+        model.train(max_epochs=1, **quiet)
 
 
-def test_divergence_of_the_reconstruction_is_named():
+def test_divergence_of_the_reconstruction_is_named(quiet):
     adata = small_adata()
     adata.X = adata.X.astype(np.float32)
     VAE.setup_anndata(adata)
     model = VAE(adata, **TINY)
     adata.X.data[:] = np.inf  # after the checks: simulates data corrupted during training
     with pytest.raises(FloatingPointError, match=r"diverged.*reconstruction.*lr"):
-        model.train(max_epochs=1, **TRAIN_KWARGS)
+        model.train(max_epochs=1, **quiet)
 
 
-def test_gradient_clipping_reaches_lightning():
+def test_gradient_clipping_reaches_lightning(quiet):
     adata = small_adata()
-    model = train_tiny(VAE, adata, epochs=1)
+    model = train_tiny(quiet, VAE, adata, epochs=1)
     assert model.trainer.gradient_clip_val is None
-    model.train(max_epochs=1, gradient_clip_val=0.5, **TRAIN_KWARGS)
+    model.train(max_epochs=1, gradient_clip_val=0.5, **quiet)
     assert model.trainer.gradient_clip_val == 0.5
 
 
-def test_same_seed_gives_the_same_latent_and_clusters():
+def test_same_seed_gives_the_same_latent_and_clusters(quiet):
     setup = {"layer": "counts", "condition_key": "condition"}
     first, second = (
-        train_tiny(CGMVAE, small_adata(), setup, n_clusters=2, learn_cluster_weights=True)
+        train_tiny(quiet, CGMVAE, small_adata(), setup, n_clusters=2, learn_cluster_weights=True)
         for _ in range(2)
     )
     np.testing.assert_array_equal(
@@ -582,6 +579,6 @@ def test_save_load_gives_identical_results_on_data_read_from_h5ad(trained, tmp_p
             loaded.get_cluster_assignments(fresh), model.get_cluster_assignments()
         )
         np.testing.assert_array_equal(
-            loaded.predict_counterfactual(fresh, target_condition="condition_1").X,
+            loaded.predict_counterfactual(adata=fresh, target_condition="condition_1").X,
             model.predict_counterfactual(target_condition="condition_1").X,
         )

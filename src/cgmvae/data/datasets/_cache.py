@@ -45,7 +45,7 @@ def checkout_data_dir() -> Path | None:
     Path or None
         The ``data`` directory beside the checkout's ``pyproject.toml``.
     """
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[4]  # <repo>/src/cgmvae/data/datasets/_cache.py
     if (root / "pyproject.toml").is_file():
         return root / "data"
     return None

@@ -1,0 +1,241 @@
+"""Everything the Gaussian-mixture models add to a model: clusters, placement, labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+
+from cgmvae.constants import MODULE_KEYS, REGISTRY_KEYS, PlacementMethod
+from cgmvae.models.base import default_max_epochs
+from cgmvae.train.mixture_placement import PlaceMixture
+
+PLACEMENT_ARGUMENTS = ("cluster_init", "cluster_placement", "placement_max_cells")
+
+
+class ClusterMixin:
+    """Adds the mixture's clusters to a model.
+
+    Placement while training, posteriors, :meth:`predict`, generation per cluster and their
+    AnnData keys.
+    """
+
+    _supports_labels = True
+
+    @property
+    def label_names(self) -> list[str]:
+        """Known label classes registered for semi-supervised training (may be empty)."""
+        fields = self.registry_["field_registries"]
+        if REGISTRY_KEYS.LABELS_KEY in fields:
+            state = fields[REGISTRY_KEYS.LABELS_KEY]["state_registry"]
+            unlabeled = str(state.get("unlabeled_category"))
+            return [str(c) for c in state["categorical_mapping"] if str(c) != unlabeled]
+        if REGISTRY_KEYS.LABEL_PROBS_KEY in fields:
+            state = fields[REGISTRY_KEYS.LABEL_PROBS_KEY]["state_registry"]
+            return [str(c) for c in state["column_names"]]
+        return []
+
+    @property
+    def cluster_names(self) -> list[str]:
+        """Name of each cluster: its label where labels were given, else its index."""
+        labels = self.label_names
+        return labels + [str(k) for k in range(len(labels), self.module.prior.n_clusters)]
+
+    def _registry_module_kwargs(self, module_kwargs: dict) -> dict:
+        n_labels = len(self.label_names)
+        n_clusters = module_kwargs["n_clusters"]
+        if n_labels > n_clusters:
+            raise ValueError(
+                f"The labels name {n_labels} classes but n_clusters={n_clusters}; "
+                f"use n_clusters >= {n_labels}."
+            )
+        return {"n_labels": n_labels}
+
+    def train(
+        self,
+        max_epochs: int | None = None,
+        *,
+        cluster_init: float = 0.5,
+        cluster_placement: PlacementMethod = "auto",
+        placement_max_cells: int = 20_000,
+        early_stopping: bool = False,
+        **kwargs,
+    ):
+        """Train as a (C)VAE, place the mixture on the latent, and train on.
+
+        Parameters
+        ----------
+        max_epochs
+            Passes through the data; ``None`` derives it from the number of cells.
+        cluster_init
+            Fraction of the epochs after which the components are placed.
+        cluster_placement
+            How the latent is clustered to place them: ``"auto"`` (whichever of the two
+            others cuts fewer nearest-neighbour edges), ``"umap"`` (a Gaussian mixture on a
+            UMAP embedding, the N2D recipe) or ``"kmeans"``; see
+            :func:`~cgmvae.train.placement.cluster_latent`.
+        placement_max_cells
+            Cluster at most this many randomly chosen training cells.
+        early_stopping
+            Stop when the validation ELBO stops improving, but never before the mixture
+            has been placed and trained for a quarter of the remaining epochs.
+        **kwargs
+            Passed to :meth:`BaseAutoencoderModel.train` (``batch_size``, ``plan_kwargs``,
+            trainer arguments, ...).
+        """
+        max_epochs = max_epochs or default_max_epochs(self.adata.n_obs)
+        placement = PlaceMixture(cluster_init, cluster_placement, placement_max_cells)
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), placement]
+        if early_stopping:
+            placed = placement.placement_epoch(max_epochs)
+            min_epochs = min(max_epochs, placed + max(1, (max_epochs - placed) // 4))
+            kwargs["min_epochs"] = max(kwargs.get("min_epochs", 0), min_epochs)
+        return super().train(max_epochs, early_stopping=early_stopping, **kwargs)
+
+    def _misplaced_plan_kwargs(self) -> dict[str, str]:
+        return {
+            name: f"pass it to train() itself (model.train({name}=...))."
+            for name in PLACEMENT_ARGUMENTS
+        }
+
+    def _cluster_code(self, cluster) -> int | None:
+        if cluster is None:
+            return None
+        names = self.cluster_names
+        if str(cluster) in names:
+            return names.index(str(cluster))
+        raise ValueError(f"Unknown cluster {cluster!r}; the clusters are {', '.join(names)}.")
+
+    def get_cluster_probabilities(
+        self,
+        adata: AnnData | None = None,
+        indices: np.ndarray | None = None,
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """Soft cluster assignments q(y | x, c).
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(n_obs, n_clusters)``; each row sums to 1.
+        """
+        return self._collect(
+            lambda tensors: self._inference(tensors)[MODULE_KEYS.CLUSTER_PROBS_KEY],
+            adata,
+            indices,
+            batch_size,
+        )
+
+    def get_cluster_assignments(
+        self,
+        adata: AnnData | None = None,
+        indices: np.ndarray | None = None,
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """Hard cluster assignments argmax_k q(y = k | x, c), shape ``(n_obs,)``."""
+        return self.get_cluster_probabilities(adata, indices, batch_size).argmax(1)
+
+    def predict(
+        self,
+        adata: AnnData | None = None,
+        indices: np.ndarray | None = None,
+        soft: bool = False,
+        batch_size: int | None = None,
+    ) -> np.ndarray | pd.DataFrame:
+        """Cluster of each cell, by name (as scANVI's ``predict``).
+
+        Parameters
+        ----------
+        adata
+            Cells registered like the training data; ``None`` uses the training AnnData.
+        indices
+            Rows to use; ``None`` uses all.
+        soft
+            Return the probabilities q(y | x, c) instead of the most probable cluster.
+        batch_size
+            Minibatch size for inference.
+
+        Returns
+        -------
+        numpy.ndarray or pandas.DataFrame
+            Cluster names, shape ``(n_obs,)``; with ``soft=True`` a DataFrame with one
+            column per cluster name, indexed by the cells' names.
+        """
+        probs = self.get_cluster_probabilities(adata, indices, batch_size)
+        names = np.asarray(self.cluster_names)
+        if not soft:
+            return names[probs.argmax(1)]
+        cells = self._validate_anndata(adata).obs_names
+        if indices is not None:
+            cells = cells[np.asarray(indices)]
+        return pd.DataFrame(probs, index=cells, columns=list(names))
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        n_samples: int,
+        cluster: int | str | None = None,
+        condition: str | None = None,
+        library_size: float | None = None,
+    ) -> AnnData:
+        """Generate observations from the mixture prior.
+
+        Parameters
+        ----------
+        n_samples
+            Number of observations.
+        cluster
+            Draw every observation from this cluster (name or index); ``None`` draws
+            clusters from π.
+        condition
+            Conditional models: decode under this condition (default: the first one).
+        library_size
+            Count likelihoods: total count of each generated cell (default: the median of
+            the training data).
+
+        Returns
+        -------
+        anndata.AnnData
+            As :meth:`BaseAutoencoderModel.sample`, with ``.obs["cluster"]`` naming the
+            cluster each observation was drawn from.
+        """
+        self.module.eval()
+        clusters = self.module.draw_clusters(n_samples, self._cluster_code(cluster))
+        z = self.module.sample_prior(n_samples, clusters)
+        result = self._decode_prior(z, condition, library_size)
+        names = np.asarray(self.cluster_names)[clusters.cpu().numpy()]
+        result.obs["cluster"] = pd.Categorical(names, categories=self.cluster_names)
+        return result
+
+    def write_results(
+        self,
+        adata: AnnData | None = None,
+        latent_key: str | None = None,
+        cluster_key: str | None = None,
+    ) -> None:
+        """Write latent, clusters and parameters into ``adata`` in place.
+
+        Writes ``.obsm["X_<model>"]``, ``.obs["<model>_cluster"]`` (categorical strings, like
+        :func:`scanpy.tl.leiden`), ``.obsm["<model>_cluster_probs"]`` and ``.uns["<model>"]``.
+
+        Parameters
+        ----------
+        adata
+            Where to write; ``None`` uses the training AnnData.
+        latent_key
+            Key in ``.obsm`` for the latent; default ``"X_<model>"``.
+        cluster_key
+            Key in ``.obs`` for the clusters; the probabilities go to
+            ``.obsm[f"{cluster_key}_probs"]``. Default ``"<model>_cluster"``.
+        """
+        super().write_results(adata, latent_key)
+        target = self.adata if adata is None else adata
+        cluster_key = cluster_key or f"{self.name}_cluster"
+        probs = self.get_cluster_probabilities(adata)
+        names = np.asarray(self.cluster_names)
+        present = np.unique(probs.argmax(1))
+        target.obs[cluster_key] = pd.Categorical(
+            names[probs.argmax(1)], categories=list(names[present])
+        )
+        target.obsm[f"{cluster_key}_probs"] = probs

@@ -1,0 +1,108 @@
+"""The Lightning callback that places a mixture prior once the latent has warmed up."""
+
+from __future__ import annotations
+
+import numpy as np
+import scvi
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from cgmvae.constants import MODULE_KEYS, PlacementMethod
+from cgmvae.train.placement import (
+    check_placement,
+    cluster_latent,
+    match_labelled_clusters,
+    placement_rows,
+    split_clusters,
+)
+
+
+class PlaceMixture(Callback):
+    """Place the components of ``module.prior`` on a clustering of the training latent.
+
+    Mixture models train as (C)VAEs (the prior's ``initialized`` flag is off) until
+    ``cluster_init`` of the epochs; at the end of that epoch (at least the first) the
+    posterior means of the training cells are clustered
+    (:func:`~cgmvae.train.placement.cluster_latent`), matched to known labels if any, split
+    into each cluster's components and written into the prior. If training stops earlier,
+    the components are placed when it ends.
+
+    Parameters
+    ----------
+    cluster_init
+        Fraction of the epochs after which the components are placed.
+    cluster_placement
+        ``"auto"``, ``"umap"`` or ``"kmeans"``, see
+        :func:`~cgmvae.train.placement.cluster_latent`.
+    placement_max_cells
+        Cluster at most this many randomly chosen training cells.
+    seed
+        Random state of the placement; ``None`` uses ``scvi.settings.seed``.
+    """
+
+    def __init__(
+        self,
+        cluster_init: float = 0.5,
+        cluster_placement: PlacementMethod = "auto",
+        placement_max_cells: int = 20_000,
+        seed: int | None = None,
+    ):
+        if not 0.0 <= cluster_init <= 1.0:
+            raise ValueError(f"cluster_init must be a fraction in [0, 1], got {cluster_init}.")
+        self.cluster_init = cluster_init
+        self.cluster_placement = check_placement(cluster_placement)
+        self.placement_max_cells = placement_max_cells
+        self.seed = scvi.settings.seed if seed is None else seed
+
+    def placement_epoch(self, max_epochs: int) -> int:
+        """Return the number of epochs after which the components are placed (at least 1)."""
+        return max(1, round(self.cluster_init * max_epochs))
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Place the components once ``cluster_init`` of the epochs are done."""
+        if trainer.current_epoch + 1 >= self.placement_epoch(trainer.max_epochs):
+            self.place(trainer, pl_module.module)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Place the components if training stopped before ``cluster_init``."""
+        self.place(trainer, pl_module.module)
+
+    def place(self, trainer: Trainer, module: torch.nn.Module) -> None:
+        """Cluster the training latent and initialise ``module.prior`` (once)."""
+        prior = module.prior
+        if bool(prior.initialized):
+            return
+        latent, targets, labelled = training_latent(module, trainer.train_dataloader)
+        rows = placement_rows(len(latent), self.placement_max_cells, self.seed)
+        latent = latent[rows]
+        clusters = cluster_latent(latent, prior.n_clusters, self.cluster_placement, self.seed)
+        anchors = None
+        if targets is not None and labelled[rows].any():
+            clusters, anchors = match_labelled_clusters(
+                latent, clusters, targets[rows], labelled[rows]
+            )
+        components = split_clusters(
+            latent, clusters, prior.n_clusters, prior.components_per_cluster, self.seed
+        )
+        prior.initialize(latent, components, anchors)
+
+
+@torch.no_grad()
+def training_latent(
+    module: torch.nn.Module, loader
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Posterior means of the cells ``loader`` yields, with their known labels if any."""
+    was_training = module.training
+    module.eval()
+    means, targets, labelled = [], [], []
+    for batch in loader:
+        inference = module.inference(**module._get_inference_input(batch))
+        means.append(inference[MODULE_KEYS.QZM_KEY].cpu())
+        known = module.cluster_targets(batch)
+        if known is not None:
+            targets.append(known[0].cpu())
+            labelled.append(known[1].cpu())
+    module.train(was_training)
+    if not targets:
+        return torch.cat(means).numpy(), None, None
+    return torch.cat(means).numpy(), torch.cat(targets).numpy(), torch.cat(labelled).numpy()

@@ -1,0 +1,194 @@
+"""What scvi-tools users expect of a model: its mixins, batch beside condition, predict."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scvi
+from sklearn.metrics import adjusted_rand_score
+
+from cgmvae import CGMVAE, GMVAE, VAE
+from cgmvae.data import simulate
+
+DONOR_GENES = np.arange(60, 70)
+
+
+def donor_by_condition(n_obs=800, seed=0):
+    """Simulated clusters × conditions, with a donor effect (×4 on ten genes in donor d2)."""
+    adata = simulate(n_obs=n_obs, n_vars=100, n_clusters=4, n_conditions=2, seed=seed)
+    rng = np.random.default_rng(seed)
+    donors = rng.choice(["d1", "d2"], size=n_obs)
+    counts = adata.layers["counts"].toarray()
+    in_d2 = donors == "d2"
+    counts[np.ix_(in_d2, DONOR_GENES)] += rng.poisson(3 * counts[np.ix_(in_d2, DONOR_GENES)])
+    adata.layers["counts"] = counts.astype(np.float32)
+    adata.obs["donor"] = pd.Categorical(donors)
+    adata.obs["percent_mito"] = rng.random(n_obs)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def donor_model():
+    scvi.settings.seed = 0
+    adata = donor_by_condition()
+    CGMVAE.setup_anndata(
+        adata,
+        layer="counts",
+        condition_key="condition",
+        batch_key="donor",
+        continuous_covariate_keys=["percent_mito"],
+    )
+    model = CGMVAE(adata, n_clusters=4, n_hidden=64, components_per_cluster=1)
+    model.train(
+        max_epochs=60,
+        cluster_placement="kmeans",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    model.write_results(adata)
+    return model, adata
+
+
+def test_batch_and_condition_are_registered_apart(donor_model):
+    model, _ = donor_model
+    assert model.summary_stats["n_condition"] == 2
+    assert model.summary_stats["n_batch"] == 2
+    assert model.summary_stats["n_extra_continuous_covs"] == 1
+    assert model.conditions == ["condition_0", "condition_1"]
+
+
+def test_clusters_follow_cell_types_not_donor_or_condition(donor_model):
+    model, adata = donor_model
+    clusters = model.predict()
+    assert adjusted_rand_score(adata.obs["cluster"], clusters) > 0.8
+    assert abs(adjusted_rand_score(adata.obs["donor"], clusters)) < 0.05
+    assert abs(adjusted_rand_score(adata.obs["condition"], clusters)) < 0.05
+
+
+def test_transform_batch_removes_the_donor_effect(donor_model):
+    model, adata = donor_model
+    in_d2 = np.flatnonzero(adata.obs["donor"] == "d2")
+    own = model.get_normalized_expression(indices=in_d2, library_size=1e4)
+    as_d1 = model.get_normalized_expression(indices=in_d2, library_size=1e4, transform_batch="d1")
+    ratio = (
+        as_d1.iloc[:, DONOR_GENES].to_numpy().mean() / own.iloc[:, DONOR_GENES].to_numpy().mean()
+    )
+    assert ratio < 0.5, ratio
+    np.testing.assert_allclose(own.sum(1), 1e4, rtol=1e-4)
+    assert list(own.index) == list(adata.obs_names[in_d2])
+
+
+def test_normalized_expression_takes_scvi_arguments(donor_model):
+    model, adata = donor_model
+    genes = list(adata.var_names[:5])
+    subset = model.get_normalized_expression(gene_list=genes, n_samples=3, return_mean=True)
+    assert list(subset.columns) == genes and subset.shape == (adata.n_obs, 5)
+    draws = model.get_normalized_expression(n_samples=3, return_mean=False)
+    assert draws.shape == (3, adata.n_obs, adata.n_vars)
+
+
+def test_counterfactual_swaps_the_condition_and_keeps_the_donor(donor_model):
+    model, adata = donor_model
+    control = np.flatnonzero(adata.obs["condition"] == "condition_0")[:100]
+    mean = model.predict_counterfactual("condition_1", indices=control)
+    drawn = model.predict_counterfactual("condition_1", indices=control, n_samples=8)
+    assert list(drawn.obs["donor"]) == list(adata.obs["donor"].iloc[control])
+    assert drawn.layers["counterfactual_sd"].shape == drawn.X.shape
+    assert (drawn.layers["counterfactual_sd"] > 0).mean() > 0.99
+    relative = np.abs(drawn.X - mean.X).mean() / mean.X.mean()
+    assert relative < 0.5, relative
+
+
+def test_differential_expression_of_clusters_finds_the_simulated_markers(donor_model):
+    model, adata = donor_model
+    markers = adata.uns["ground_truth"]["simulate"]["marker_log_fold_changes"] > 0
+    results = model.differential_expression(groupby="cgmvae_cluster", mode="change", silent=True)
+    clusters = model.predict()
+    for name, table in results.groupby("group1"):
+        truth = pd.Series(adata.obs["cluster"].to_numpy()[clusters == name]).mode()[0]
+        k = list(adata.uns["ground_truth"]["group_names"]).index(truth)
+        top = table.sort_values("lfc_mean", ascending=False).index[:10]
+        found = markers[k][adata.var_names.get_indexer(top)].mean()
+        assert found >= 0.7, (name, truth, found)
+
+
+def test_elbo_reconstruction_and_marginal_likelihood_are_consistent(donor_model):
+    model, _ = donor_model
+    indices = np.arange(100)
+    elbo = float(model.get_elbo(indices=indices))
+    reconstruction = float(model.get_reconstruction_error(indices=indices)["reconstruction_loss"])
+    marginal = model.get_marginal_ll(indices=indices, n_mc_samples=200)
+    assert np.isfinite([elbo, reconstruction, marginal]).all()
+    assert -reconstruction > elbo  # the KL terms are positive
+    assert elbo <= marginal <= elbo + 50  # importance sampling tightens the bound
+
+
+def test_predict_names_clusters_and_soft_gives_named_probabilities(donor_model):
+    model, adata = donor_model
+    hard = model.predict()
+    np.testing.assert_array_equal(hard, np.asarray(adata.obs["cgmvae_cluster"]))
+    soft = model.predict(indices=np.arange(10), soft=True)
+    assert list(soft.columns) == model.cluster_names
+    assert list(soft.index) == list(adata.obs_names[:10])
+    np.testing.assert_allclose(soft.sum(1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(soft.idxmax(1).to_numpy(), hard[:10])
+
+
+def test_new_data_need_the_batch_column(donor_model):
+    model, adata = donor_model
+    query = adata.copy()
+    del query.obs["donor"]
+    with pytest.raises(KeyError, match="batch_key='donor'"):
+        model.get_latent_representation(query)
+
+
+def test_one_column_cannot_be_condition_and_batch():
+    adata = donor_by_condition(n_obs=100)
+    with pytest.raises(ValueError, match="both condition_key and batch_key"):
+        CGMVAE.setup_anndata(
+            adata, layer="counts", condition_key="condition", batch_key="condition"
+        )
+    with pytest.raises(ValueError, match="both as batch_key"):
+        VAE.setup_anndata(
+            adata, layer="counts", batch_key="donor", categorical_covariate_keys=["donor"]
+        )
+
+
+def test_continuous_covariates_must_be_numeric():
+    adata = donor_by_condition(n_obs=100)
+    with pytest.raises(ValueError, match="must be numeric and finite"):
+        VAE.setup_anndata(adata, layer="counts", continuous_covariate_keys=["donor"])
+
+
+def test_unconditional_models_correct_a_batch_and_refuse_a_condition():
+    adata = donor_by_condition(n_obs=100)
+    GMVAE.setup_anndata(adata, layer="counts", batch_key="donor")
+    with pytest.raises(ValueError, match="batch_key"):
+        GMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+
+
+def test_unknown_plan_kwargs_are_refused_with_where_they_belong():
+    adata = donor_by_condition(n_obs=100)
+    GMVAE.setup_anndata(adata, layer="counts")
+    model = GMVAE(adata, n_clusters=2, n_hidden=8)
+    with pytest.raises(ValueError, match=r"Unknown plan_kwargs 'learning_rate'.*lr"):
+        model.train(max_epochs=1, plan_kwargs={"learning_rate": 1e-3})
+    with pytest.raises(ValueError, match=r"cluster_init: pass it to train\(\) itself"):
+        model.train(max_epochs=1, plan_kwargs={"cluster_init": 0.2})
+    assert not model.is_trained
+
+
+def test_early_stopping_waits_for_the_mixture(quiet, seeded):
+    adata = donor_by_condition(n_obs=200)
+    GMVAE.setup_anndata(adata, layer="counts")
+    model = GMVAE(adata, n_clusters=4, n_hidden=16)
+    model.train(
+        max_epochs=40,
+        early_stopping=True,
+        early_stopping_patience=1,
+        early_stopping_min_delta=1e6,  # every epoch counts as no improvement
+        cluster_placement="kmeans",
+        **quiet,
+    )
+    assert bool(model.module.prior.initialized)
+    assert len(model.history["elbo_train"]) >= 20 + 5
+    assert len(model.history["elbo_train"]) < 40
