@@ -73,13 +73,13 @@ class ConditionalMixin:
             px = generative[MODULE_KEYS.PX_KEY]
             return px.mean if library_size is None else px.scale * float(library_size)
 
-        adata = self._validate_anndata(adata)
         predictions = self._collect(decode_under_target, adata, indices, batch_size)
-        rows = np.arange(adata.n_obs) if indices is None else np.asarray(indices)
+        source = self.adata if adata is None else adata
+        rows = np.arange(source.n_obs) if indices is None else np.asarray(indices)
         result = AnnData(
             X=predictions if n_samples == 1 else predictions.mean(0),
-            obs=adata.obs.iloc[rows].copy(),
-            var=adata.var.copy(),
+            obs=source.obs.iloc[rows].copy(),
+            var=source.var.loc[self.get_var_names()].copy(),  # in the training order
         )
         if n_samples > 1:
             result.layers[COUNTERFACTUAL_SD_LAYER] = predictions.std(0)
