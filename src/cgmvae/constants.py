@@ -12,10 +12,12 @@ from typing import Literal, NamedTuple
 
 Likelihood = Literal["gaussian", "bernoulli", "poisson", "nb", "zinb"]
 PlacementMethod = Literal["auto", "umap", "kmeans"]
+ConditionEffectKind = Literal["additive", "injected"]
 
 LIKELIHOODS: tuple[str, ...] = ("gaussian", "bernoulli", "poisson", "nb", "zinb")
 COUNT_LIKELIHOODS: tuple[str, ...] = ("poisson", "nb", "zinb")
 PLACEMENT_METHODS: tuple[str, ...] = ("auto", "umap", "kmeans")
+CONDITION_EFFECTS: tuple[str, ...] = ("additive", "injected")
 
 
 class _RegistryKeys(NamedTuple):
@@ -73,4 +75,16 @@ def check_likelihood(likelihood: str) -> str:
         LIKELIHOODS,
         "'nb'/'zinb'/'poisson' for raw counts, 'gaussian' for log-normalised or continuous "
         "data, 'bernoulli' for values in [0, 1] such as images.",
+    )
+
+
+def check_condition_effect(condition_effect: str) -> str:
+    """Return ``condition_effect`` if it is supported, else raise a ``ValueError``."""
+    return check_choice(
+        "condition_effect",
+        condition_effect,
+        CONDITION_EFFECTS,
+        "'additive' (a shared plus a cluster-specific change of each output, which carries "
+        "over to unseen cluster-condition pairs) or 'injected' (the condition as an input of "
+        "every decoder layer, free to interact with z).",
     )

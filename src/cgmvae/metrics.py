@@ -125,3 +125,43 @@ def response_correlation(
     if predicted_lfc[expressed].std() == 0:
         return float("nan")
     return float(np.corrcoef(predicted_lfc[expressed], true_lfc[expressed])[0, 1])
+
+
+def de_recovery(
+    predicted,
+    control,
+    true_lfc,
+    n_top: int = 100,
+    threshold: float = 0.5,
+    min_mean: float = 0.05,
+) -> float:
+    """Fraction of the truly changed genes among the ``n_top`` largest predicted changes.
+
+    Parameters
+    ----------
+    predicted, control
+        Cells × genes: the counterfactual prediction and the same cells as measured.
+    true_lfc
+        True per-gene log fold change.
+    n_top
+        Number of genes with the largest predicted |log fold change| that are called.
+    threshold
+        Genes with |true log fold change| at least this are truly changed.
+    min_mean
+        Genes whose mean log-normalised control expression is below this are left out.
+
+    Returns
+    -------
+    float
+        Recovered fraction in [0, 1]; ``nan`` when no expressed gene truly changes or the
+        predicted change is the same for every gene (no ranking).
+    """
+    control_means = _log_normalised_means(control)
+    predicted_lfc = _log_normalised_means(predicted) - control_means
+    true_lfc = np.asarray(true_lfc, dtype=np.float64).ravel()
+    expressed = np.flatnonzero(control_means >= min_mean)
+    changed = set(expressed[np.abs(true_lfc[expressed]) >= threshold])
+    if not changed or predicted_lfc[expressed].std() == 0:
+        return float("nan")
+    called = expressed[np.argsort(-np.abs(predicted_lfc[expressed]))[:n_top]]
+    return len(changed.intersection(called)) / min(len(changed), n_top)

@@ -85,6 +85,7 @@ class BaseAutoencoderModel(
         if adata is not None:
             libraries = np.asarray(data.sum(1)).ravel()
             self.module.typical_library.fill_(float(np.median(libraries)))
+        self._hyperparameters = dict(module_kwargs)
         settings = ", ".join(f"{key}={value!r}" for key, value in module_kwargs.items())
         self._model_summary_string = f"{type(self).__name__}: {settings}"
 
@@ -321,7 +322,11 @@ class BaseAutoencoderModel(
         return self._decode_prior(self.module.sample_prior(n_samples), condition, library_size)
 
     def _decode_prior(
-        self, z: torch.Tensor, condition: str | None, library_size: float | None
+        self,
+        z: torch.Tensor,
+        condition: str | None,
+        library_size: float | None,
+        cluster_probs: torch.Tensor | None = None,
     ) -> AnnData:
         """Decode prior draws ``z`` into an AnnData of generated observations."""
         if condition is not None and not self._conditional:
@@ -330,7 +335,7 @@ class BaseAutoencoderModel(
         library = None
         if self.module.likelihood in COUNT_LIKELIHOODS:
             library = library_size or float(self.module.typical_library)
-        px = self.module.decode(z, self.condition_code(condition), library)
+        px = self.module.decode(z, self.condition_code(condition), library, cluster_probs)
         values = px.mean if self.module.likelihood == "bernoulli" else px.sample()
         result = AnnData(X=values.cpu().numpy().astype(np.float32))
         result.var_names = self.get_var_names()

@@ -203,7 +203,8 @@ class ClusterMixin:
         self.module.eval()
         clusters = self.module.draw_clusters(n_samples, self._cluster_code(cluster))
         z = self.module.sample_prior(n_samples, clusters)
-        result = self._decode_prior(z, condition, library_size)
+        probs = torch.nn.functional.one_hot(clusters, self.module.prior.n_clusters).float()
+        result = self._decode_prior(z, condition, library_size, probs)
         names = np.asarray(self.cluster_names)[clusters.cpu().numpy()]
         result.obs["cluster"] = pd.Categorical(names, categories=self.cluster_names)
         return result

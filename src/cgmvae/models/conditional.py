@@ -6,15 +6,89 @@ import numpy as np
 import torch
 from anndata import AnnData
 
-from cgmvae.constants import MODULE_KEYS
+from cgmvae.constants import (
+    COUNT_LIKELIHOODS,
+    MODULE_KEYS,
+    REGISTRY_KEYS,
+    ConditionEffectKind,
+    check_condition_effect,
+)
+from cgmvae.train import PlaceConditionEffect
 
 COUNTERFACTUAL_SD_LAYER = "counterfactual_sd"
 
 
 class ConditionalMixin:
-    """Adds :meth:`predict_counterfactual` to a model registered with a ``condition_key``."""
+    """The condition's place in the decoder, and :meth:`predict_counterfactual`.
+
+    Parameters
+    ----------
+    adata, registry
+        As for the model class.
+    condition_effect
+        ``"additive"`` (the default for count likelihoods): the decoder's hidden layers do
+        not see the condition; it adds a change of each output (log-expression for counts)
+        that is shared by all cells plus, for mixture models, a change specific to each
+        cluster, weighted by q(y | x, c). The specific changes are shrunk toward zero, so a
+        (cluster, condition) pair never observed in training falls back to the shared
+        change. ``"injected"`` (the default for ``"gaussian"`` and ``"bernoulli"``): the
+        condition is an input of every decoder layer (as scVI treats a batch), free to
+        interact with z, which fits observed pairs but transfers less to unseen ones;
+        image changes such as a lower contrast are not additive in logit space.
+    specific_effect_scale
+        Scale of the Laplace prior on the cluster-specific changes (smaller: more
+        shrinkage toward the shared change).
+    **kwargs
+        Hyper-parameters of the model class.
+    """
 
     _conditional = True
+
+    def __init__(
+        self,
+        adata: AnnData | None = None,
+        registry: dict | None = None,
+        condition_effect: ConditionEffectKind | None = None,
+        specific_effect_scale: float = 0.1,
+        **kwargs,
+    ):
+        if condition_effect is not None:
+            check_condition_effect(condition_effect)
+        if not specific_effect_scale > 0:
+            raise ValueError(
+                f"specific_effect_scale must be positive, got {specific_effect_scale}."
+            )
+        self._condition_kwargs = {
+            "condition_effect": condition_effect,
+            "specific_effect_scale": specific_effect_scale,
+        }
+        super().__init__(adata, registry, **kwargs)
+        self.init_params_ = {
+            "kwargs": {},
+            "non_kwargs": {**self._hyperparameters, **self._condition_kwargs},
+        }
+        self._model_summary_string += ", " + ", ".join(
+            f"{key}={value!r}" for key, value in self._resolved_condition_kwargs.items()
+        )
+
+    def train(self, max_epochs: int | None = None, **kwargs):
+        """Train; the additive condition effect starts from a pseudo-bulk estimate.
+
+        See :class:`~cgmvae.train.PlaceConditionEffect`; other arguments as for the model
+        class's ``train``.
+        """
+        n_groups = getattr(getattr(self.module, "prior", None), "n_clusters", 10)
+        start = PlaceConditionEffect(n_groups=n_groups)
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), start]
+        return super().train(max_epochs, **kwargs)
+
+    def _registry_module_kwargs(self, module_kwargs: dict) -> dict:
+        condition_kwargs = dict(self._condition_kwargs)
+        if condition_kwargs["condition_effect"] is None:
+            counts = module_kwargs["likelihood"] in COUNT_LIKELIHOODS
+            condition_kwargs["condition_effect"] = "additive" if counts else "injected"
+        self._resolved_condition_kwargs = condition_kwargs
+        return {**super()._registry_module_kwargs(module_kwargs), **condition_kwargs}
 
     @torch.inference_mode()
     def predict_counterfactual(
@@ -25,12 +99,18 @@ class ConditionalMixin:
         library_size: float | None = None,
         n_samples: int = 1,
         batch_size: int | None = None,
+        relative_to_observed: bool | None = None,
     ) -> AnnData:
         """Predict each cell's expected expression had it been measured under ``target_condition``.
 
-        Each cell is encoded with its own condition, and decoded with the target:
-        x̂ = E[p(x | z, c′, s)], its batch and covariates kept. With ``n_samples=1`` z is the
-        posterior mean; with more, z is drawn from q(z | x, c) and the predictions averaged.
+        Each cell is encoded with its own condition c, z ~ q(z | x, c), and decoded under
+        the target c′ and under c, its batch and covariates kept. For count likelihoods the
+        prediction is by default the cell's observed counts times the model's fold change,
+        x ⊙ ρ(z, c′) / ρ(z, c) with ρ the normalised expression: what the model cannot
+        reconstruct of the cell (its own noise and detail) is kept, and only the change is
+        predicted. With ``relative_to_observed=False`` (and for other likelihoods) it is the
+        decoded mean E[p(x | z, c′, s)]. With ``n_samples=1`` z is the posterior mean; with
+        more, z is drawn and the predictions averaged.
 
         Parameters
         ----------
@@ -47,6 +127,9 @@ class ConditionalMixin:
             Posterior draws of z per cell.
         batch_size
             Minibatch size for inference.
+        relative_to_observed
+            Apply the predicted fold change to the observed counts (count likelihoods; the
+            default there) rather than return the decoded mean.
 
         Returns
         -------
@@ -59,19 +142,30 @@ class ConditionalMixin:
         code = self._target_condition_code(target_condition)
         if library_size is not None:
             self._require_counts("predict_counterfactual(library_size=...)")
+        if relative_to_observed:
+            self._require_counts("predict_counterfactual(relative_to_observed=True)")
+        if relative_to_observed is None:
+            relative_to_observed = self.module.likelihood in COUNT_LIKELIHOODS
         if n_samples < 1:
             raise ValueError(f"n_samples must be at least 1, got {n_samples}.")
 
         def decode_under_target(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-            _, generative = self.module.forward(
-                tensors,
-                get_generative_input_kwargs={"use_mean": n_samples == 1},
-                inference_kwargs={"n_samples": n_samples},
-                generative_kwargs={"transform_condition": code},
-                compute_loss=False,
+            inference = self.module.inference(
+                **self.module._get_inference_input(tensors), n_samples=n_samples
             )
-            px = generative[MODULE_KEYS.PX_KEY]
-            return px.mean if library_size is None else px.scale * float(library_size)
+            decoder_input = self.module._get_generative_input(
+                tensors, inference, use_mean=n_samples == 1
+            )
+            px = self.module.generative(**decoder_input, transform_condition=code)
+            px = px[MODULE_KEYS.PX_KEY]
+            if not relative_to_observed:
+                return px.mean if library_size is None else px.scale * float(library_size)
+            own = self.module.generative(**decoder_input)[MODULE_KEYS.PX_KEY]
+            observed = tensors[REGISTRY_KEYS.X_KEY].to(px.scale.device)
+            predicted = observed * px.scale / own.scale
+            if library_size is None:
+                return predicted
+            return predicted / predicted.sum(-1, keepdim=True).clamp_min(1e-12) * library_size
 
         predictions = self._collect(decode_under_target, adata, indices, batch_size)
         source = self.adata if adata is None else adata

@@ -72,7 +72,10 @@ class CVAE(ConditionalMixin, VAE):
     """Conditional VAE: z ~ N(0, I), x ~ p(x | z, c), q(z | x, c).
 
     The condition registered with ``setup_anndata(condition_key=...)`` enters encoder and
-    decoder, so z need not encode it. Parameters as :class:`VAE`.
+    decoder, so z need not encode it; in the decoder by default as a response shared by all
+    cells (``condition_effect="additive"``, see
+    :class:`~cgmvae.models.conditional.ConditionalMixin`). Parameters as :class:`VAE` plus
+    ``condition_effect``.
 
     Examples
     --------

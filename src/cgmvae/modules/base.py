@@ -8,8 +8,15 @@ import torch
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch.distributions import Normal
 
-from cgmvae.constants import COUNT_LIKELIHOODS, MODULE_KEYS, REGISTRY_KEYS, check_likelihood
+from cgmvae.constants import (
+    COUNT_LIKELIHOODS,
+    MODULE_KEYS,
+    REGISTRY_KEYS,
+    check_condition_effect,
+    check_likelihood,
+)
 from cgmvae.nn.blocks import Decoder, Encoder
+from cgmvae.nn.condition_effect import ConditionEffect
 from cgmvae.nn.likelihood import negative_log_likelihood
 
 
@@ -58,6 +65,14 @@ class AutoencoderModule(BaseModuleClass):
     noise_sd
         Standard deviation of the Gaussian noise added to the encoder input during training
         (denoising autoencoder); the loss still targets the clean input.
+    condition_effect
+        How the condition enters the decoder: ``"injected"`` as an input of every hidden
+        layer, ``"additive"`` only as a :class:`~cgmvae.nn.ConditionEffect` added to the
+        outputs (the hidden layers then see z, batch and covariates only).
+    n_effect_clusters
+        Clusters with their own additive response (0: a shared response only).
+    specific_effect_scale
+        Scale of the Laplace prior on the cluster-specific responses.
     """
 
     variational = False
@@ -76,6 +91,9 @@ class AutoencoderModule(BaseModuleClass):
         likelihood: str = "gaussian",
         linear: bool = False,
         noise_sd: float = 0.0,
+        condition_effect: str = "injected",
+        n_effect_clusters: int = 0,
+        specific_effect_scale: float = 0.1,
     ):
         super().__init__()
         self.likelihood = check_likelihood(likelihood)
@@ -85,13 +103,20 @@ class AutoencoderModule(BaseModuleClass):
         self.n_cats_per_cov = list(n_cats_per_cov or [])
         self.n_continuous_cov = n_continuous_cov
         self.register_buffer("typical_library", torch.tensor(1.0))
+        additive = check_condition_effect(condition_effect) == "additive"
+        self.condition_effect = (
+            ConditionEffect(n_conditions, n_input, n_effect_clusters, specific_effect_scale)
+            if additive
+            else None
+        )
         self.encoder = Encoder(
             n_input, n_latent, n_hidden, n_layers, n_conditions, dropout_rate,
             linear=linear, variational=self.variational,
         )  # fmt: skip
         self.decoder = Decoder(
             n_latent, n_input, n_hidden, n_layers,
-            [n_conditions, n_batch, *self.n_cats_per_cov], dropout_rate, likelihood,
+            [1 if additive else n_conditions, n_batch, *self.n_cats_per_cov], dropout_rate,
+            likelihood,
             linear=linear, learn_scale=self.variational, n_continuous=n_continuous_cov,
         )  # fmt: skip
 
@@ -118,7 +143,12 @@ class AutoencoderModule(BaseModuleClass):
             MODULE_KEYS.BATCH_INDEX_KEY: tensors.get(REGISTRY_KEYS.BATCH_KEY),
             MODULE_KEYS.CAT_COVS_KEY: tensors.get(REGISTRY_KEYS.CAT_COVS_KEY),
             MODULE_KEYS.CONT_COVS_KEY: tensors.get(REGISTRY_KEYS.CONT_COVS_KEY),
+            MODULE_KEYS.CLUSTER_PROBS_KEY: self.effect_cluster_probs(inference_outputs),
         }
+
+    def effect_cluster_probs(self, inference_outputs: dict) -> torch.Tensor | None:
+        """Cluster probabilities that weight the cluster-specific condition responses."""
+        return None
 
     @auto_move_data
     def inference(
@@ -155,12 +185,14 @@ class AutoencoderModule(BaseModuleClass):
         cont_covs: torch.Tensor | None = None,
         transform_batch: int | None = None,
         transform_condition: int | None = None,
+        cluster_probs: torch.Tensor | None = None,
     ) -> dict[str, torch.distributions.Distribution]:
         """Decode ``z`` into p(x | z, c, s).
 
         ``transform_condition`` and ``transform_batch`` decode every cell under that
         condition or batch code instead of its own (counterfactuals; scvi-tools'
-        ``transform_batch``).
+        ``transform_batch``). ``cluster_probs`` weights the cluster-specific condition
+        responses of an additive condition effect.
         """
         if transform_condition is not None:
             condition = torch.full_like(condition, transform_condition)
@@ -170,7 +202,10 @@ class AutoencoderModule(BaseModuleClass):
         categorical = [condition, batch_index]
         if cat_covs is not None:
             categorical.extend(torch.split(cat_covs.long(), 1, dim=1))
-        px = self.decoder(z, categorical, cont_covs, library)
+        offset = None
+        if self.condition_effect is not None:
+            offset = self.condition_effect(condition, cluster_probs)
+        px = self.decoder(z, categorical, cont_covs, library, offset)
         return {MODULE_KEYS.PX_KEY: px}
 
     def latent_terms(
@@ -185,8 +220,14 @@ class AutoencoderModule(BaseModuleClass):
         inference_outputs: dict[str, torch.Tensor],
         generative_outputs: dict[str, torch.distributions.Distribution],
         kl_weight: float = 1.0,
+        n_obs: int | None = None,
     ) -> LossOutput:
-        """Negative ELBO (or reconstruction error) averaged over the minibatch."""
+        """Negative ELBO (or reconstruction error) averaged over the minibatch.
+
+        During training scvi-tools passes ``n_obs``, the number of training observations;
+        the log-prior of the condition-effect parameters is then added, divided by it (a
+        maximum a posteriori estimate of those parameters).
+        """
         reconstruction = negative_log_likelihood(
             generative_outputs[MODULE_KEYS.PX_KEY], tensors[REGISTRY_KEYS.X_KEY]
         )
@@ -194,6 +235,8 @@ class AutoencoderModule(BaseModuleClass):
             reconstruction = reconstruction.mean(0)
         cost = self.latent_terms(inference_outputs, tensors)
         loss = torch.mean(reconstruction + kl_weight * cost.penalty + cost.extra_loss)
+        if self.condition_effect is not None and n_obs:
+            loss = loss - self.condition_effect.log_prior() / n_obs
         logged = {**cost.kl_terms, **(cost.extra_terms or {})}
         extra = {name: value.mean().detach() for name, value in logged.items()}
         extra.update(self.diagnostics(inference_outputs))
@@ -217,13 +260,18 @@ class AutoencoderModule(BaseModuleClass):
 
     @torch.inference_mode()
     def decode(
-        self, z: torch.Tensor, condition: int = 0, library: float | None = None
+        self,
+        z: torch.Tensor,
+        condition: int = 0,
+        library: float | None = None,
+        cluster_probs: torch.Tensor | None = None,
     ) -> torch.distributions.Distribution:
         """Decode latent codes under one condition code.
 
         Every code is decoded in the first batch, the first category of each categorical
         covariate and continuous covariates of 0. ``library`` is the total count of each
-        generated cell (count likelihoods only).
+        generated cell (count likelihoods only); ``cluster_probs`` selects the
+        cluster-specific condition responses (additive condition effect).
         """
         n_cells, device = len(z), z.device
         conditions = torch.full((n_cells, 1), condition, device=device, dtype=torch.long)
@@ -235,5 +283,8 @@ class AutoencoderModule(BaseModuleClass):
             cat_covs = torch.zeros((n_cells, len(self.n_cats_per_cov)), device=device)
         if self.n_continuous_cov:
             cont_covs = torch.zeros((n_cells, self.n_continuous_cov), device=device)
-        px = self.generative(z, libraries, conditions, cat_covs=cat_covs, cont_covs=cont_covs)
+        px = self.generative(
+            z, libraries, conditions, cat_covs=cat_covs, cont_covs=cont_covs,
+            cluster_probs=cluster_probs,
+        )  # fmt: skip
         return px[MODULE_KEYS.PX_KEY]

@@ -57,7 +57,7 @@ class GMVAEModule(VAEModule):
         classification_weight: float = 100.0,
         **kwargs,
     ):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, n_effect_clusters=n_clusters, **kwargs)
         self.beta_y = beta_y
         self.free_bits = free_bits
         self.n_labels = n_labels
@@ -86,6 +86,12 @@ class GMVAEModule(VAEModule):
         outputs[MODULE_KEYS.COMPONENT_PROBS_KEY] = component_probs
         outputs[MODULE_KEYS.CLUSTER_PROBS_KEY] = self.prior.to_clusters(component_probs)
         return outputs
+
+    def effect_cluster_probs(self, inference_outputs: dict) -> torch.Tensor | None:
+        """q(y | x, c) once the mixture is placed (no gradient flows back to the clusters)."""
+        if not bool(self.prior.initialized):
+            return None
+        return inference_outputs[MODULE_KEYS.CLUSTER_PROBS_KEY].detach()
 
     def cluster_targets(
         self, tensors: dict[str, torch.Tensor]

@@ -1,12 +1,14 @@
 """Building blocks shared by the modules: networks, priors, likelihoods."""
 
 from cgmvae.nn.blocks import Decoder, Encoder
+from cgmvae.nn.condition_effect import ConditionEffect
 from cgmvae.nn.likelihood import COUNT_LIKELIHOODS, LIKELIHOODS, LikelihoodHead
 from cgmvae.nn.priors import MixturePrior, kl_diagonal_gaussians, kl_standard_normal
 
 __all__ = [
     "COUNT_LIKELIHOODS",
     "LIKELIHOODS",
+    "ConditionEffect",
     "Decoder",
     "Encoder",
     "LikelihoodHead",

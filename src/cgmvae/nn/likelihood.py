@@ -54,7 +54,12 @@ class LikelihoodHead(nn.Module):
             else None
         )
 
-    def forward(self, hidden: torch.Tensor, library: torch.Tensor | None = None) -> Distribution:
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        library: torch.Tensor | None = None,
+        offset: torch.Tensor | None = None,
+    ) -> Distribution:
         """Return p(x | h) as a torch distribution with ``log_prob`` and ``mean``.
 
         Parameters
@@ -63,8 +68,13 @@ class LikelihoodHead(nn.Module):
             Decoder activations, shape ``(..., n_cells, n_hidden)``.
         library
             Observed library size per cell, shape ``(n_cells, 1)``; required for counts.
+        offset
+            Added to the output before the link (log-rates for counts, logits for
+            ``"bernoulli"``, means for ``"gaussian"``), shape ``(n_cells, n_output)``.
         """
         raw = self.mean(hidden)
+        if offset is not None:
+            raw = raw + offset
         if self.likelihood == "gaussian":
             scale = torch.ones_like(raw) if self.log_scale is None else self.log_scale.exp()
             return Normal(raw, scale.expand_as(raw), validate_args=False)

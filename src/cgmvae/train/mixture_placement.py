@@ -7,7 +7,7 @@ import scvi
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from cgmvae.constants import MODULE_KEYS, PlacementMethod
+from cgmvae.constants import COUNT_LIKELIHOODS, MODULE_KEYS, REGISTRY_KEYS, PlacementMethod
 from cgmvae.train.placement import (
     check_placement,
     cluster_latent,
@@ -85,6 +85,14 @@ class PlaceMixture(Callback):
             latent, clusters, prior.n_clusters, prior.components_per_cluster, self.seed
         )
         prior.initialize(latent, components, anchors)
+        effect = getattr(module, "condition_effect", None)
+        if (
+            effect is not None
+            and effect.specific is not None
+            and effect.specific.shape[1] > 0  # a condition besides the reference
+            and module.likelihood in COUNT_LIKELIHOODS
+        ):
+            effect.place_specific(*pseudo_bulk(module, trainer.train_dataloader))
 
 
 @torch.no_grad()
@@ -106,3 +114,34 @@ def training_latent(
     if not targets:
         return torch.cat(means).numpy(), None, None
     return torch.cat(means).numpy(), torch.cat(targets).numpy(), torch.cat(labelled).numpy()
+
+
+@torch.no_grad()
+def pseudo_bulk(
+    module: torch.nn.Module, loader
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return counts, library sizes and cells summed per (cluster, condition).
+
+    Cells go to their most probable cluster under the placed mixture.
+    """
+    was_training = module.training
+    module.eval()
+    n_clusters, n_conditions = module.prior.n_clusters, module.condition_effect.shared.shape[0] + 1
+    n_features = module.condition_effect.shared.shape[1]
+    device = module.condition_effect.shared.device
+    counts = torch.zeros(n_clusters * n_conditions, n_features, device=device)
+    libraries = torch.zeros(n_clusters * n_conditions, device=device)
+    n_cells = torch.zeros(n_clusters * n_conditions, device=device)
+    for batch in loader:
+        inference = module.inference(**module._get_inference_input(batch))
+        clusters = inference[MODULE_KEYS.CLUSTER_PROBS_KEY].argmax(-1)
+        x = batch[REGISTRY_KEYS.X_KEY].to(device)
+        groups = clusters * n_conditions + batch[REGISTRY_KEYS.CONDITION_KEY].to(
+            device
+        ).long().view(-1)
+        counts.index_add_(0, groups, x)
+        libraries.index_add_(0, groups, x.sum(-1))
+        n_cells.index_add_(0, groups, torch.ones_like(libraries[groups]))
+    module.train(was_training)
+    shape = (n_clusters, n_conditions)
+    return counts.view(*shape, n_features), libraries.view(shape), n_cells.view(shape)

@@ -1,0 +1,127 @@
+"""The Lightning callback that starts the additive condition effect from the data."""
+
+from __future__ import annotations
+
+import numpy as np
+import scvi
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from cgmvae.constants import COUNT_LIKELIHOODS, REGISTRY_KEYS
+from cgmvae.nn.condition_effect import observed_pairs
+from cgmvae.train.placement import cluster_latent
+
+
+class PlaceConditionEffect(Callback):
+    """Start the shared condition response at a pseudo-bulk estimate, before training.
+
+    Without it, the response parameters start at zero and, as they move about one learning
+    rate per step, z learns to encode the condition first; the clusters then split by
+    condition and the effect stays in the networks, where it does not transfer. At the start
+    of the first training run, up to ``max_cells`` training cells are clustered (k-means
+    on the principal components of their log-normalised counts, each condition centred on
+    its own mean; where that leaves a condition with no group observed under it and the
+    reference, the number of groups is halved until one is), and
+    :meth:`~cgmvae.nn.ConditionEffect.place_shared` sets the shared response to the median over
+    those groups of their log fold changes and holds it fixed. Only count likelihoods.
+
+    Parameters
+    ----------
+    n_groups
+        Number of k-means groups.
+    max_cells
+        Use at most this many training cells.
+    n_components
+        Principal components clustered.
+    seed
+        Random state; ``None`` uses ``scvi.settings.seed``.
+    """
+
+    def __init__(
+        self,
+        n_groups: int = 10,
+        max_cells: int = 20_000,
+        n_components: int = 20,
+        seed: int | None = None,
+    ):
+        self.n_groups = n_groups
+        self.max_cells = max_cells
+        self.n_components = n_components
+        self.seed = scvi.settings.seed if seed is None else seed
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Estimate the shared response once, the first time the model is trained."""
+        module = pl_module.module
+        effect = module.condition_effect
+        if (
+            effect is None
+            or effect.shared.shape[0] == 0  # one condition: nothing to estimate
+            or bool(effect.initialized)
+            or module.likelihood not in COUNT_LIKELIHOODS
+        ):
+            return
+        counts, conditions = collect_cells(trainer.train_dataloader, self.max_cells)
+        n_groups = self.n_groups
+        while True:
+            groups = group_cells(counts, conditions, n_groups, self.n_components, self.seed)
+            summed = sum_per_group(counts, conditions, groups, effect)
+            if n_groups == 1 or every_condition_observed(summed[2]):
+                break
+            n_groups //= 2  # groups split by condition: coarser groups
+        effect.place_shared(*summed)
+
+
+@torch.no_grad()
+def collect_cells(loader, max_cells: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return counts and condition codes of the first ``max_cells`` cells the loader yields."""
+    counts, conditions, n_cells = [], [], 0
+    for batch in loader:
+        counts.append(batch[REGISTRY_KEYS.X_KEY].float().cpu())
+        conditions.append(batch[REGISTRY_KEYS.CONDITION_KEY].long().view(-1).cpu())
+        n_cells += len(counts[-1])
+        if n_cells >= max_cells:
+            break
+    return torch.cat(counts)[:max_cells], torch.cat(conditions)[:max_cells]
+
+
+def group_cells(
+    counts: torch.Tensor, conditions: torch.Tensor, n_groups: int, n_components: int, seed: int
+) -> np.ndarray:
+    """k-means groups on the principal components of log-normalised counts.
+
+    Each condition is centred on its own mean first, so that a strong condition effect does
+    not make the groups split by condition (which would leave no group observed under two).
+    """
+    libraries = counts.sum(-1, keepdim=True).clamp_min(1.0)
+    expression = torch.log1p(counts / libraries * 1e4)
+    for code in conditions.unique():
+        rows = conditions == code
+        expression[rows] -= expression[rows].mean(0)
+    n_components = min(n_components, *expression.shape)
+    _, _, basis = torch.pca_lowrank(expression, q=n_components, center=False, niter=4)
+    scores = (expression @ basis).numpy()
+    return cluster_latent(scores, min(n_groups, len(scores)), "kmeans", seed)
+
+
+def sum_per_group(
+    counts: torch.Tensor, conditions: torch.Tensor, groups: np.ndarray, effect: torch.nn.Module
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return counts, library sizes and cells summed per (group, condition)."""
+    n_groups, n_conditions = int(groups.max()) + 1, effect.shared.shape[0] + 1
+    index = torch.as_tensor(groups, dtype=torch.long) * n_conditions + conditions
+    size = n_groups * n_conditions
+    summed = torch.zeros(size, counts.shape[1]).index_add_(0, index, counts)
+    libraries = torch.zeros(size).index_add_(0, index, counts.sum(-1))
+    n_cells = torch.zeros(size).index_add_(0, index, torch.ones(len(index)))
+    shape = (n_groups, n_conditions)
+    device = effect.shared.device
+    return (
+        summed.view(*shape, -1).to(device),
+        libraries.view(shape).to(device),
+        n_cells.view(shape).to(device),
+    )
+
+
+def every_condition_observed(n_cells: torch.Tensor) -> bool:
+    """Whether each condition has a group observed under it and under the reference."""
+    return all(bool(observed_pairs(n_cells, code).any()) for code in range(1, n_cells.shape[1]))
