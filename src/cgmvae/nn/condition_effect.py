@@ -57,13 +57,15 @@ class ConditionEffect(nn.Module):
 
     def forward(
         self, condition: torch.Tensor, cluster_probs: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Return δ for each cell, shape ``(n_cells, n_features)``.
+    ) -> torch.Tensor | None:
+        """Return δ for each cell, shape ``(n_cells, n_features)``; ``None`` with one condition.
 
         ``condition`` holds condition codes, shape ``(n_cells, 1)``; ``cluster_probs``,
         shape ``(n_cells, n_clusters)``, weights the specific responses (``None``: shared
         response only).
         """
+        if self.shared.shape[0] == 0:
+            return None
         codes = condition.long().reshape(-1)
         shared = self.shared.detach() if bool(self.shared_fixed) else self.shared
         padded = nn.functional.pad(shared, (0, 0, 1, 0))  # reference row of zeros
@@ -89,8 +91,8 @@ class ConditionEffect(nn.Module):
     ) -> None:
         """Set s_c to a pseudo-bulk estimate and hold it fixed from now on.
 
-        For every group with at least ``min_cells`` cells under condition c and under the
-        reference, the log fold change of its pooled rate is taken; s_c is their median
+        For every group with at least :data:`MIN_CELLS` cells under condition c and under
+        the reference, the log fold change of its pooled rate is taken; s_c is their median
         over groups (robust to responses specific to a few groups), soft-thresholded by
         ``n_se`` Poisson standard errors. Trained jointly with the networks, s_c drifts from
         that median toward the response of the largest clusters, hence fixed. If a condition
@@ -121,7 +123,7 @@ class ConditionEffect(nn.Module):
 
         Arguments as :meth:`place_shared`, with the groups the model's clusters. The
         remainder is soft-thresholded by ``n_se`` standard errors; pairs with fewer than
-        ``min_cells`` cells keep t_{k,c} = 0.
+        :data:`MIN_CELLS` cells keep t_{k,c} = 0.
         """
         if self.specific is None:
             return
