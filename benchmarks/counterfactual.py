@@ -30,8 +30,10 @@ Data:
   CD14+ monocytes, CD19+ B cells and CD4+/CD25 T Reg cells.
 
 Every model trains for ``--max-epochs`` (default 200) on the CPU. Results go to
-``benchmarks/results/counterfactual.{csv,json,md,png}`` (mean +- std over held-out groups and
-seeds; data sets not rerun are kept) and ``counterfactual_groups_<data>.png`` (per
+``benchmarks/results/counterfactual_<data>.{csv,json,md,png}`` (``counterfactual.*`` when
+every data set runs; mean +- std over held-out groups and seeds; each run writes its own
+files, replacing those of an earlier run of the same data) and
+``counterfactual_groups_<data>.png`` (per
 held-out group of the first seed: predicted vs
 true log fold change, and scGen's mean-vs-mean scatter, for the default CGMVAE).
 
@@ -267,6 +269,13 @@ def plot_groups(kept: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def results_name(data: list[str]) -> str:
+    """``counterfactual`` for every data set, else ``counterfactual_<data>``: one run, one file."""
+    return "counterfactual" if set(data) == {*SIMULATIONS, "pbmc"} else (
+        "counterfactual_" + "_".join(data)
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -281,13 +290,18 @@ def main() -> None:
         for seed in range(args.seeds)
         for row in run(data, seed, args.max_epochs, kept)
     ]
-    table = pd.DataFrame(rows)
-    previous = RESULTS / "counterfactual.csv"
-    if previous.exists():  # keep the results of data sets not rerun
-        kept_rows = pd.read_csv(previous)
-        if "de_top100" in kept_rows:
-            kept_rows = kept_rows[~kept_rows["data"].isin(args.data)]
-            table = pd.concat([kept_rows, table], ignore_index=True)
+    command = (
+        f"python benchmarks/counterfactual.py --seeds {args.seeds} "
+        f"--max-epochs {args.max_epochs} --data {' '.join(args.data)}"
+    )
+    name = results_name(args.data)
+    report(pd.DataFrame(rows), name, command, (time.perf_counter() - start) / 60)
+    if kept:
+        plot_groups(kept, RESULTS / f"counterfactual_groups_{'_'.join(args.data)}.png")
+
+
+def report(table: pd.DataFrame, name: str, command: str, minutes: float) -> None:
+    """Write ``<name>.{csv,json,md,png}`` for the rows of one run."""
     summary = table.groupby(["data", "method"], sort=False)[METRICS].agg(["mean", "std"])
     print(summary.round(3).to_string())
     records = {
@@ -298,10 +312,6 @@ def main() -> None:
         }
         for data, method in summary.index
     }
-    command = (
-        f"python benchmarks/counterfactual.py --seeds {args.seeds} "
-        f"--max-epochs {args.max_epochs} --data {' '.join(args.data)}"
-    )
     title = "Counterfactuals of held-out groups (mean ± std over held-out groups and seeds)"
     runs = table.groupby("data").agg(seeds=("seed", "nunique"), epochs=("max_epochs", "max"))
     rows = [
@@ -315,13 +325,8 @@ def main() -> None:
         for (data, method), row in summary.iterrows()
     ]
     header = ["data", "method", "seeds", "epochs", *METRICS]
-    write_results(
-        "counterfactual", table, title, rows, header, command,
-        (time.perf_counter() - start) / 60, records,
-    )  # fmt: skip
-    plot_summary(summary, RESULTS / "counterfactual.png")
-    if kept:
-        plot_groups(kept, RESULTS / f"counterfactual_groups_{'_'.join(args.data)}.png")
+    write_results(name, table, title, rows, header, command, minutes, records)
+    plot_summary(summary, RESULTS / f"{name}.png")
 
 
 if __name__ == "__main__":
