@@ -582,3 +582,47 @@ def test_save_load_gives_identical_results_on_data_read_from_h5ad(trained, tmp_p
             loaded.predict_counterfactual(adata=fresh, target_condition="condition_1").X,
             model.predict_counterfactual(target_condition="condition_1").X,
         )
+
+
+def _fail_while_writing_model(monkeypatch):
+    """Make the model file write fail half-way, as a full disk or a kill would."""
+    real_save = torch.save
+
+    def half_save(obj, path, *args, **kwargs):
+        with open(path, "wb") as handle:
+            handle.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", half_save)
+    return real_save
+
+
+def test_interrupted_save_leaves_no_folder_and_no_staging_files(trained, tmp_path, monkeypatch):
+    model, _ = trained
+    _fail_while_writing_model(monkeypatch)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(tmp_path / "saved")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_overwrite_keeps_the_previous_save_loadable(trained, tmp_path, monkeypatch):
+    model, _ = trained
+    model.save(tmp_path / "saved", save_anndata=True)
+    before = sorted(p.name for p in (tmp_path / "saved").iterdir())
+    _fail_while_writing_model(monkeypatch)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(tmp_path / "saved", overwrite=True, save_anndata=True)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["saved"]
+    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == before
+    np.testing.assert_array_equal(
+        CGMVAE.load(tmp_path / "saved").get_latent_representation(),
+        model.get_latent_representation(),
+    )
+
+
+def test_save_refuses_an_existing_folder_without_overwrite(trained, tmp_path):
+    model, _ = trained
+    (tmp_path / "saved").mkdir()
+    with pytest.raises(ValueError, match="overwrite=True"):
+        model.save(tmp_path / "saved")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pickle
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +122,46 @@ def check_model_dir(dir_path, prefix: str | None = None) -> Path:
             "overwrite=True)."
         )
     return model_file
+
+
+@contextmanager
+def atomic_folder(dir_path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a staging folder that replaces ``dir_path`` only once it is complete.
+
+    The staging folder lies beside ``dir_path`` (same file system, so the final rename is
+    atomic). If the body raises, or the process is stopped, ``dir_path`` keeps what it held
+    before (nothing, or the previous save) and the staging folder is removed.
+    """
+    target = Path(dir_path)
+    if target.exists() and not overwrite:
+        raise ValueError(
+            f"{str(target)!r} already exists. Pass overwrite=True to replace it, or choose "
+            "another folder."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".saving", dir=target.parent)
+    )
+    try:
+        yield staging
+        _replace_folder(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace_folder(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``; a previous ``target`` is removed only afterwards."""
+    if not target.exists():
+        source.rename(target)
+        return
+    previous = target.with_name(f".{target.name}.{source.name}.previous")
+    target.rename(previous)
+    try:
+        source.rename(target)
+    except BaseException:
+        previous.rename(target)
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
 
 
 def forget_instance_registration(model, adata: AnnData) -> None:

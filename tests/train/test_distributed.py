@@ -1,0 +1,51 @@
+"""Plain ``strategy="ddp"`` on two CPU processes trains a usable model."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import scvi
+    from sklearn.metrics import adjusted_rand_score
+    from cgmvae import CGMVAE
+    from cgmvae.data import simulate
+
+    adata = simulate(n_obs=800, n_vars=100, n_clusters=4, n_conditions=2, seed=0)
+    scvi.settings.seed = 0
+    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    model = CGMVAE(adata, n_clusters=4)
+    model.train(
+        max_epochs=60, accelerator="cpu", devices=2, strategy="ddp",
+        enable_progress_bar=False, enable_model_summary=False,
+    )
+    rank = model.trainer.global_rank
+    result = {
+        "world_size": model.trainer.world_size,
+        "ari": adjusted_rand_score(adata.obs["cluster"], model.get_cluster_assignments()),
+        "prior_means": model.module.prior.means.detach().numpy().round(5).tolist(),
+        "shared_effect": model.module.condition_effect.shared.detach().numpy().sum().item(),
+    }
+    with open(f"{sys.argv[1]}/rank{rank}.json", "w") as handle:
+        json.dump(result, handle)
+    """
+)
+
+
+def test_ddp_on_two_processes_places_once_and_recovers_the_clusters(tmp_path):
+    script = tmp_path / "train_ddp.py"
+    script.write_text(SCRIPT)
+    run = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(rank["world_size"] == 2 for rank in ranks)
+    # one placement, shared: both processes hold the same mixture and condition effect
+    assert ranks[0]["prior_means"] == ranks[1]["prior_means"]
+    assert ranks[0]["shared_effect"] == ranks[1]["shared_effect"]
+    assert ranks[0]["ari"] >= 0.9, ranks[0]
