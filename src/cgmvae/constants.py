@@ -12,12 +12,12 @@ from typing import Literal, NamedTuple
 
 Likelihood = Literal["gaussian", "bernoulli", "poisson", "nb", "zinb"]
 PlacementMethod = Literal["auto", "umap", "kmeans"]
-ConditionEffectKind = Literal["additive", "injected"]
+ConditionEffectKind = Literal["additive", "affine", "injected"]
 
 LIKELIHOODS: tuple[str, ...] = ("gaussian", "bernoulli", "poisson", "nb", "zinb")
 COUNT_LIKELIHOODS: tuple[str, ...] = ("poisson", "nb", "zinb")
 PLACEMENT_METHODS: tuple[str, ...] = ("auto", "umap", "kmeans")
-CONDITION_EFFECTS: tuple[str, ...] = ("additive", "injected")
+CONDITION_EFFECTS: tuple[str, ...] = ("additive", "affine", "injected")
 
 
 class _RegistryKeys(NamedTuple):
@@ -85,6 +85,8 @@ def check_condition_effect(condition_effect: str) -> str:
         condition_effect,
         CONDITION_EFFECTS,
         "'additive' (a shared plus a cluster-specific change of each output, which carries "
-        "over to unseen cluster-condition pairs) or 'injected' (the condition as an input of "
-        "every decoder layer, free to interact with z).",
+        "over to unseen cluster-condition pairs; count likelihoods), 'affine' (a per-condition "
+        "change of contrast and offset of each feature, taken out before the encoder; "
+        "gaussian and bernoulli) or 'injected' (the condition as an input of every decoder "
+        "layer, free to interact with z).",
     )

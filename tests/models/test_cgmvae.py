@@ -183,3 +183,16 @@ def test_training_again_after_inference_runs_in_training_mode(quiet, sim_adata, 
     model.get_latent_representation()
     model.train(max_epochs=1, callbacks=[RecordMode()], **quiet)
     assert modes and all(modes)
+
+
+@pytest.mark.parametrize("likelihood", ["nb", "zinb"])
+def test_bf16_mixed_precision_keeps_finite_count_losses_and_the_clusters(
+    quiet, sim_adata, seeded, likelihood
+):
+    adata = sim_adata.copy()
+    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    model = CGMVAE(adata, n_clusters=4, likelihood=likelihood)
+    model.train(max_epochs=60, precision="bf16-mixed", accelerator="cpu", **quiet)
+    assert np.isfinite(model.history["elbo_train"].to_numpy(dtype=float)).all()
+    scores = cluster_scores(adata.obs["cluster"], model.get_cluster_assignments())
+    assert scores["ari"] >= 0.9, scores

@@ -1,16 +1,19 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import adjusted_rand_score
 
 from cgmvae.metrics import clustering_accuracy
 from cgmvae.nn.priors import MixturePrior
 from cgmvae.train.placement import (
     check_placement,
     cluster_latent,
+    consensus_partition,
     cut_fraction,
     match_labelled_clusters,
     placement_rows,
     split_clusters,
+    spread_labels,
 )
 
 
@@ -81,3 +84,29 @@ def test_labelled_classes_take_the_group_nearest_to_their_cells():
     assert np.array_equal(clusters, truth)
     assert set(anchors) == {0, 1}
     np.testing.assert_allclose(anchors[0], latent[[0, 1]].mean(0))
+
+
+def test_consensus_keeps_the_grouping_most_partitions_agree_on():
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(4), 50)
+    second_half = np.tile(np.arange(50) >= 25, 4)
+    partitions = []
+    for restart in range(7):
+        names = rng.permutation(4)
+        labels = names[truth]  # the same grouping under other names
+        if restart % 2:  # three of seven restarts merge groups 0 and 1 and split group 3
+            labels[truth == 1] = names[0]
+            labels[(truth == 3) & second_half] = names[1]
+        partitions.append(labels)
+    consensus = consensus_partition(partitions, 4, seed=0)
+    assert adjusted_rand_score(truth, consensus) == 1.0
+
+
+def test_spread_labels_follow_the_labelled_classes_where_kmeans_cuts_across():
+    latent, bars = tilted_bars()
+    labelled = np.random.default_rng(0).random(len(bars)) < 0.05
+    targets = np.eye(3)[bars] * labelled[:, None]
+    assert (spread_labels(latent, targets, labelled) == bars).mean() > 0.97
+    assert clustering_accuracy(bars, cluster_latent(latent, 3, "kmeans")) < 0.8
+    unlabelled_class = np.pad(targets, ((0, 0), (0, 1)))  # a fourth class with no labels
+    assert spread_labels(latent, unlabelled_class, labelled) is None

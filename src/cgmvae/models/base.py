@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -23,8 +27,9 @@ from scvi.dataloaders import DataSplitter
 from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
 
 from cgmvae.constants import COUNT_LIKELIHOODS, REGISTRY_KEYS
-from cgmvae.models.safeguards import SafeguardsMixin
+from cgmvae.models.safeguards import SafeguardsMixin, atomic_folder
 from cgmvae.modules.base import AutoencoderModule
+from cgmvae.train.checkpoints import LAST_CHECKPOINT, PeriodicCheckpoint
 from cgmvae.train.plan import AutoencoderTrainingPlan, check_plan_kwargs
 from cgmvae.validation import (
     check_anndata,
@@ -222,6 +227,8 @@ class BaseAutoencoderModel(
         train_size: float | None = None,
         early_stopping: bool = False,
         plan_kwargs: dict | None = None,
+        checkpoint_every: int | None = None,
+        checkpoint_dir: str = "checkpoints",
         **trainer_kwargs,
     ):
         """Train with Lightning.
@@ -242,9 +249,15 @@ class BaseAutoencoderModel(
         plan_kwargs
             Passed to :class:`~cgmvae.train.AutoencoderTrainingPlan` (``lr``,
             ``warmup_end``, ``max_kl_weight``, ...); unknown names raise a ``ValueError``.
+        checkpoint_every
+            Write ``checkpoint_dir/last.ckpt`` every this many epochs (off by default).
+            ``train(max_epochs=..., ckpt_path="checkpoints/last.ckpt")`` on a model built
+            with the same arguments resumes from it.
+        checkpoint_dir
+            Folder of the checkpoints.
         **trainer_kwargs
             Passed to the Lightning trainer (``precision``, ``gradient_clip_val``,
-            ``callbacks``, ``strategy``, ``enable_progress_bar``, ...).
+            ``callbacks``, ``strategy``, ``ckpt_path``, ``enable_progress_bar``, ...).
         """
         plan_kwargs = {**self._plan_defaults, **(plan_kwargs or {})}
         check_plan_kwargs(plan_kwargs, self._misplaced_plan_kwargs())
@@ -252,16 +265,42 @@ class BaseAutoencoderModel(
         drop_last = splitter_kwargs.get("drop_last", False)
         n_train = self._training_set_size(train_size, batch_size, drop_last)
         check_trainable(self.adata.n_obs, n_train, batch_size, drop_last)
-        return super().train(
-            max_epochs=max_epochs or default_max_epochs(self.adata.n_obs),
-            batch_size=batch_size,
-            accelerator=accelerator,
-            devices=devices,
-            train_size=train_size,
-            early_stopping=early_stopping,
-            plan_kwargs=plan_kwargs,
-            **trainer_kwargs,
+        if checkpoint_every is not None:
+            checkpoint = PeriodicCheckpoint(checkpoint_dir, checkpoint_every)
+            trainer_kwargs["callbacks"] = [*(trainer_kwargs.get("callbacks") or []), checkpoint]
+        interrupt_handler = signal.getsignal(signal.SIGINT)
+        try:
+            return super().train(
+                max_epochs=max_epochs or default_max_epochs(self.adata.n_obs),
+                batch_size=batch_size,
+                accelerator=accelerator,
+                devices=devices,
+                train_size=train_size,
+                early_stopping=early_stopping,
+                plan_kwargs=plan_kwargs,
+                **trainer_kwargs,
+            )
+        except (KeyboardInterrupt, SystemExit):
+            # Lightning ignores Ctrl-C after an interrupt; give the session its handler back.
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, interrupt_handler)
+            self._warn_interrupted(checkpoint_dir if checkpoint_every else None)
+            raise
+
+    def _warn_interrupted(self, checkpoint_dir: str | None) -> None:
+        """Say what state an interrupted ``train`` left the model in."""
+        state = (
+            "It keeps the weights of its last step and its earlier training."
+            if self.is_trained_
+            else "It is marked untrained (is_trained_ is False): inference methods refuse it."
         )
+        last = Path(checkpoint_dir or ".") / LAST_CHECKPOINT
+        resume = (
+            f" Resume with train(..., ckpt_path={str(last)!r})."
+            if checkpoint_dir is not None and last.exists()
+            else ""
+        )
+        warnings.warn(f"Training was interrupted. {state}{resume}", UserWarning, stacklevel=3)
 
     def _misplaced_plan_kwargs(self) -> dict[str, str]:
         """Hints for names that users put in ``plan_kwargs`` but that belong elsewhere."""
@@ -351,19 +390,23 @@ class BaseAutoencoderModel(
     ) -> None:
         """Save the model (weights, parameters, data registry) to ``dir_path``.
 
+        The files are written to a staging folder beside ``dir_path`` that replaces it only
+        when complete: an interrupted save leaves ``dir_path`` as it was.
+
         Parameters
         ----------
         dir_path
             Folder to create.
         overwrite
-            Replace an existing folder.
+            Replace an existing folder (else an existing ``dir_path`` raises ``ValueError``).
         save_anndata
             Also save the training AnnData, so that ``load(dir_path)`` needs no data
             (default ``False``, as in scvi-tools: pass the data to ``load``).
         **kwargs
             Passed to :meth:`scvi.model.base.BaseModelClass.save`.
         """
-        super().save(dir_path, overwrite=overwrite, save_anndata=save_anndata, **kwargs)
+        with atomic_folder(dir_path, overwrite) as staging:
+            super().save(str(staging), overwrite=True, save_anndata=save_anndata, **kwargs)
 
     @torch.inference_mode()
     def _collect(

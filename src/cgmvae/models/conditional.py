@@ -31,10 +31,13 @@ class ConditionalMixin:
         that is shared by all cells plus, for mixture models, a change specific to each
         cluster, weighted by q(y | x, c). The specific changes are shrunk toward zero, so a
         (cluster, condition) pair never observed in training falls back to the shared
-        change. ``"injected"`` (the default for ``"gaussian"`` and ``"bernoulli"``): the
+        change. ``"affine"`` (the default for ``"gaussian"`` and ``"bernoulli"``): each
+        condition maps the observations of a base condition by ``a_c x + b_c`` (a contrast
+        and an offset per feature, estimated from the data before training, see
+        :class:`~cgmvae.nn.ConditionAdapter`); the encoder sees the inverse-mapped x and not
+        the condition, so z cannot encode a change of that form. ``"injected"``: the
         condition is an input of every decoder layer (as scVI treats a batch), free to
-        interact with z, which fits observed pairs but transfers less to unseen ones;
-        image changes such as a lower contrast are not additive in logit space.
+        interact with z, which fits observed pairs but transfers less to unseen ones.
     specific_effect_scale
         Scale of the Laplace prior on the cluster-specific changes (smaller: more
         shrinkage toward the shared change).
@@ -72,7 +75,7 @@ class ConditionalMixin:
         )
 
     def train(self, max_epochs: int | None = None, **kwargs):
-        """Train; the additive condition effect starts from a pseudo-bulk estimate.
+        """Train; an additive or affine condition effect starts from the data.
 
         See :class:`~cgmvae.train.PlaceConditionEffect`; other arguments as for the model
         class's ``train``.
@@ -86,7 +89,7 @@ class ConditionalMixin:
         condition_kwargs = dict(self._condition_kwargs)
         if condition_kwargs["condition_effect"] is None:
             counts = module_kwargs["likelihood"] in COUNT_LIKELIHOODS
-            condition_kwargs["condition_effect"] = "additive" if counts else "injected"
+            condition_kwargs["condition_effect"] = "additive" if counts else "affine"
         self._resolved_condition_kwargs = condition_kwargs
         return {**super()._registry_module_kwargs(module_kwargs), **condition_kwargs}
 

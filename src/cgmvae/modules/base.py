@@ -16,6 +16,7 @@ from cgmvae.constants import (
     check_likelihood,
 )
 from cgmvae.nn.blocks import Decoder, Encoder
+from cgmvae.nn.condition_adapter import ConditionAdapter
 from cgmvae.nn.condition_effect import ConditionEffect
 from cgmvae.nn.likelihood import negative_log_likelihood
 
@@ -37,12 +38,12 @@ class LatentCost(NamedTuple):
 class AutoencoderModule(BaseModuleClass):
     """Deterministic autoencoder x̂ = D(E(x, c), c, s); the base of every variational module.
 
-    The condition c enters encoder and decoder; batch and covariates s only the decoder, as
-    in scVI. ``inference`` and ``generative`` return scvi-tools' module keys
-    (:data:`cgmvae.constants.MODULE_KEYS`): ``qz`` (a distribution, variational modules
-    only), ``qzm``, ``qzv``, ``z``, ``library`` and ``px``. Subclasses change how z is drawn
-    (:meth:`draw_latent`) and what the latent costs (:meth:`latent_terms`); everything else
-    is shared.
+    The condition c enters encoder and decoder (see ``condition_effect``); batch and
+    covariates s only the decoder, as in scVI. ``inference`` and ``generative`` return
+    scvi-tools' module keys (:data:`cgmvae.constants.MODULE_KEYS`): ``qz`` (a
+    distribution, variational modules only), ``qzm``, ``qzv``, ``z``, ``library`` and
+    ``px``. Subclasses change how z is drawn (:meth:`draw_latent`) and what the latent
+    costs (:meth:`latent_terms`); everything else is shared.
 
     Parameters
     ----------
@@ -68,7 +69,9 @@ class AutoencoderModule(BaseModuleClass):
     condition_effect
         How the condition enters the decoder: ``"injected"`` as an input of every hidden
         layer, ``"additive"`` only as a :class:`~cgmvae.nn.ConditionEffect` added to the
-        outputs (the hidden layers then see z, batch and covariates only).
+        outputs (the hidden layers then see z, batch and covariates only), ``"affine"``
+        only as a :class:`~cgmvae.nn.ConditionAdapter` on the mean, whose inverse is
+        applied to the encoder input (which then does not see the condition).
     n_effect_clusters
         Clusters with their own additive response (0: a shared response only).
     specific_effect_scale
@@ -103,19 +106,29 @@ class AutoencoderModule(BaseModuleClass):
         self.n_cats_per_cov = list(n_cats_per_cov or [])
         self.n_continuous_cov = n_continuous_cov
         self.register_buffer("typical_library", torch.tensor(1.0))
-        additive = check_condition_effect(condition_effect) == "additive"
+        kind = check_condition_effect(condition_effect)
         self.condition_effect = (
             ConditionEffect(n_conditions, n_input, n_effect_clusters, specific_effect_scale)
-            if additive
+            if kind == "additive"
             else None
         )
+        self.condition_adapter = None
+        if kind == "affine":
+            if self.log_transform_input:
+                raise ValueError(
+                    f"condition_effect='affine' is for gaussian and bernoulli data, not "
+                    f"{likelihood!r} counts; use condition_effect='additive' for counts."
+                )
+            self.condition_adapter = ConditionAdapter(n_conditions, n_input)
+        encoder_conditions = 1 if kind == "affine" else n_conditions
+        decoder_conditions = n_conditions if kind == "injected" else 1
         self.encoder = Encoder(
-            n_input, n_latent, n_hidden, n_layers, n_conditions, dropout_rate,
+            n_input, n_latent, n_hidden, n_layers, encoder_conditions, dropout_rate,
             linear=linear, variational=self.variational,
         )  # fmt: skip
         self.decoder = Decoder(
             n_latent, n_input, n_hidden, n_layers,
-            [1 if additive else n_conditions, n_batch, *self.n_cats_per_cov], dropout_rate,
+            [decoder_conditions, n_batch, *self.n_cats_per_cov], dropout_rate,
             likelihood,
             linear=linear, learn_scale=self.variational, n_continuous=n_continuous_cov,
         )  # fmt: skip
@@ -156,6 +169,8 @@ class AutoencoderModule(BaseModuleClass):
     ) -> dict[str, torch.Tensor | Normal | None]:
         """Encode ``x`` under ``condition``; returns q(z | x, c) and a draw of z."""
         encoder_input = torch.log1p(x) if self.log_transform_input else x
+        if self.condition_adapter is not None:
+            encoder_input = self.condition_adapter.to_base(encoder_input, condition)
         if self.training and self.noise_sd > 0:
             encoder_input = encoder_input + self.noise_sd * torch.randn_like(encoder_input)
         qzm, qzv = self.encoder(encoder_input, condition)
@@ -202,10 +217,12 @@ class AutoencoderModule(BaseModuleClass):
         categorical = [condition, batch_index]
         if cat_covs is not None:
             categorical.extend(torch.split(cat_covs.long(), 1, dim=1))
-        offset = None
+        offset = affine = None
         if self.condition_effect is not None:
             offset = self.condition_effect(condition, cluster_probs)
-        px = self.decoder(z, categorical, cont_covs, library, offset)
+        if self.condition_adapter is not None:
+            affine = self.condition_adapter.coefficients(condition)
+        px = self.decoder(z, categorical, cont_covs, library, offset, affine)
         return {MODULE_KEYS.PX_KEY: px}
 
     def latent_terms(

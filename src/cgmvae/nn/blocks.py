@@ -133,13 +133,15 @@ class Decoder(nn.Module):
         continuous: torch.Tensor | None,
         library: torch.Tensor | None,
         offset: torch.Tensor | None = None,
+        affine: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> Distribution:
         """Return p(x | z, c, s) for every row of ``z`` (leading sample dimensions allowed).
 
         ``categorical`` holds one ``(n_cells, 1)`` code tensor per entry of ``n_cat_list``;
         ``continuous`` is ``(n_cells, n_continuous)`` or ``None``; ``offset`` is added to the
-        outputs before the link (see :class:`~cgmvae.nn.ConditionEffect`).
+        outputs before the link (see :class:`~cgmvae.nn.ConditionEffect`), ``affine`` maps the
+        mean after it (see :class:`~cgmvae.nn.ConditionAdapter`).
         """
         if continuous is not None and continuous.shape[-1] > 0:
             z = torch.cat([z, continuous.expand(*z.shape[:-1], continuous.shape[-1])], dim=-1)
-        return self.head(self.hidden(z, *categorical), library, offset)
+        return self.head(self.hidden(z, *categorical), library, offset, affine)

@@ -24,7 +24,9 @@ class LikelihoodHead(nn.Module):
     Count likelihoods use the observed library size: the mean is
     ``softmax(W h) * library``, as in scVI and scVAE. Their distributions are scvi-tools'
     and carry the normalised expression ``softmax(W h)`` as ``scale``
-    (``get_normalized("scale")``), which scvi-tools' ``RNASeqMixin`` reads.
+    (``get_normalized("scale")``), which scvi-tools' ``RNASeqMixin`` reads. The
+    distribution's parameters are float32 also under mixed precision (``precision=
+    "bf16-mixed"``), where the count log-likelihoods would lose their digits in bfloat16.
 
     Parameters
     ----------
@@ -59,6 +61,7 @@ class LikelihoodHead(nn.Module):
         hidden: torch.Tensor,
         library: torch.Tensor | None = None,
         offset: torch.Tensor | None = None,
+        affine: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> Distribution:
         """Return p(x | h) as a torch distribution with ``log_prob`` and ``mean``.
 
@@ -71,15 +74,25 @@ class LikelihoodHead(nn.Module):
         offset
             Added to the output before the link (log-rates for counts, logits for
             ``"bernoulli"``, means for ``"gaussian"``), shape ``(n_cells, n_output)``.
+        affine
+            ``(a, b)``: the mean becomes ``a * mean + b`` after the link (and a Gaussian's
+            standard deviation ``a`` times its own), see :class:`~cgmvae.nn.ConditionAdapter`;
+            ``"gaussian"`` and ``"bernoulli"`` only.
         """
-        raw = self.mean(hidden)
+        raw = self.mean(hidden).float()  # float32 likelihoods under mixed precision
         if offset is not None:
             raw = raw + offset
         if self.likelihood == "gaussian":
             scale = torch.ones_like(raw) if self.log_scale is None else self.log_scale.exp()
-            return Normal(raw, scale.expand_as(raw), validate_args=False)
+            scale = scale.expand_as(raw)
+            if affine is not None:
+                raw, scale = affine[0] * raw + affine[1], affine[0] * scale
+            return Normal(raw, scale, validate_args=False)
         if self.likelihood == "bernoulli":
-            return Bernoulli(logits=raw, validate_args=False)
+            if affine is None:
+                return Bernoulli(logits=raw, validate_args=False)
+            probs = affine[0] * torch.sigmoid(raw) + affine[1]
+            return Bernoulli(probs=probs.clamp(1e-6, 1 - 1e-6), validate_args=False)
         scale = torch.softmax(raw, dim=-1)
         mu = scale * library
         if self.likelihood == "poisson":
@@ -90,7 +103,7 @@ class LikelihoodHead(nn.Module):
         return ZeroInflatedNegativeBinomial(
             mu=mu,
             theta=theta,
-            zi_logits=self.dropout_logits(hidden),
+            zi_logits=self.dropout_logits(hidden).float(),
             scale=scale,
             validate_args=False,
         )

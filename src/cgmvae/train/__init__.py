@@ -1,14 +1,19 @@
-"""The training plan and the placement of mixture components and condition effects."""
+"""The training plan, the placement of mixtures and condition effects, checkpoints, DDP."""
 
+from cgmvae.train.checkpoints import PeriodicCheckpoint
+from cgmvae.train.distributed import share_from_rank_zero
 from cgmvae.train.effect_placement import PlaceConditionEffect
 from cgmvae.train.mixture_placement import PlaceMixture
-from cgmvae.train.placement import cluster_latent, cut_fraction
+from cgmvae.train.placement import cluster_latent, consensus_partition, cut_fraction
 from cgmvae.train.plan import AutoencoderTrainingPlan
 
 __all__ = [
     "AutoencoderTrainingPlan",
+    "PeriodicCheckpoint",
     "PlaceConditionEffect",
     "PlaceMixture",
     "cluster_latent",
+    "consensus_partition",
     "cut_fraction",
+    "share_from_rank_zero",
 ]

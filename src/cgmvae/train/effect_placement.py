@@ -9,6 +9,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from cgmvae.constants import COUNT_LIKELIHOODS, REGISTRY_KEYS
 from cgmvae.nn.condition_effect import observed_pairs
+from cgmvae.train.distributed import share_from_rank_zero
 from cgmvae.train.placement import cluster_latent
 
 
@@ -23,7 +24,9 @@ class PlaceConditionEffect(Callback):
     its own mean; where that leaves a condition with no group observed under it and the
     reference, the number of groups is halved until one is), and
     :meth:`~cgmvae.nn.ConditionEffect.place_shared` sets the shared response to the median over
-    those groups of their log fold changes and holds it fixed. Only count likelihoods.
+    those groups of their log fold changes and holds it fixed (count likelihoods). An affine
+    condition effect (:class:`~cgmvae.nn.ConditionAdapter`) is estimated from the moments
+    of the same cells instead.
 
     Parameters
     ----------
@@ -50,8 +53,13 @@ class PlaceConditionEffect(Callback):
         self.seed = scvi.settings.seed if seed is None else seed
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Estimate the shared response once, the first time the model is trained."""
+        """Estimate the condition's effect once, the first time the model is trained."""
         module = pl_module.module
+        adapter = module.condition_adapter
+        if adapter is not None and adapter.gain.shape[0] > 1 and not bool(adapter.initialized):
+            if trainer.is_global_zero:
+                adapter.place(*collect_cells(trainer.train_dataloader, self.max_cells))
+            share_from_rank_zero(trainer, adapter)
         effect = module.condition_effect
         if (
             effect is None
@@ -60,15 +68,21 @@ class PlaceConditionEffect(Callback):
             or module.likelihood not in COUNT_LIKELIHOODS
         ):
             return
+        if trainer.is_global_zero:
+            self._place_shared(trainer, effect)
+        share_from_rank_zero(trainer, effect)
+
+    def _place_shared(self, trainer: Trainer, effect: torch.nn.Module) -> None:
         counts, conditions = collect_cells(trainer.train_dataloader, self.max_cells)
-        n_groups = self.n_groups
+        n_groups, n_conditions = self.n_groups, effect.shared.shape[0] + 1
         while True:
             groups = group_cells(counts, conditions, n_groups, self.n_components, self.seed)
-            summed = sum_per_group(counts, conditions, groups, effect)
+            groups = torch.as_tensor(groups)
+            summed = sum_per_group(counts, conditions, groups, int(groups.max()) + 1, n_conditions)
             if n_groups == 1 or every_condition_observed(summed[2]):
                 break
             n_groups //= 2  # groups split by condition: coarser groups
-        effect.place_shared(*summed)
+        effect.place_shared(*(part.to(effect.shared.device) for part in summed))
 
 
 @torch.no_grad()
@@ -104,22 +118,24 @@ def group_cells(
 
 
 def sum_per_group(
-    counts: torch.Tensor, conditions: torch.Tensor, groups: np.ndarray, effect: torch.nn.Module
+    counts: torch.Tensor,
+    conditions: torch.Tensor,
+    groups: torch.Tensor,
+    n_groups: int,
+    n_conditions: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return counts, library sizes and cells summed per (group, condition)."""
-    n_groups, n_conditions = int(groups.max()) + 1, effect.shared.shape[0] + 1
-    index = torch.as_tensor(groups, dtype=torch.long) * n_conditions + conditions
+    """Return counts, library sizes and cells summed per (group, condition).
+
+    Shapes ``(n_groups, n_conditions, n_features)``, ``(n_groups, n_conditions)`` twice;
+    on the device of ``counts``.
+    """
+    index = groups.to(counts.device).long() * n_conditions + conditions.to(counts.device)
     size = n_groups * n_conditions
-    summed = torch.zeros(size, counts.shape[1]).index_add_(0, index, counts)
-    libraries = torch.zeros(size).index_add_(0, index, counts.sum(-1))
-    n_cells = torch.zeros(size).index_add_(0, index, torch.ones(len(index)))
+    summed = counts.new_zeros(size, counts.shape[1]).index_add_(0, index, counts)
+    libraries = counts.new_zeros(size).index_add_(0, index, counts.sum(-1))
+    n_cells = counts.new_zeros(size).index_add_(0, index, torch.ones_like(counts[:, 0]))
     shape = (n_groups, n_conditions)
-    device = effect.shared.device
-    return (
-        summed.view(*shape, -1).to(device),
-        libraries.view(shape).to(device),
-        n_cells.view(shape).to(device),
-    )
+    return summed.view(*shape, -1), libraries.view(shape), n_cells.view(shape)
 
 
 def every_condition_observed(n_cells: torch.Tensor) -> bool:

@@ -8,12 +8,15 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from cgmvae.constants import COUNT_LIKELIHOODS, MODULE_KEYS, REGISTRY_KEYS, PlacementMethod
+from cgmvae.train.distributed import share_from_rank_zero
+from cgmvae.train.effect_placement import sum_per_group
 from cgmvae.train.placement import (
     check_placement,
     cluster_latent,
     match_labelled_clusters,
     placement_rows,
     split_clusters,
+    spread_labels,
 )
 
 
@@ -23,7 +26,8 @@ class PlaceMixture(Callback):
     Mixture models train as (C)VAEs (the prior's ``initialized`` flag is off) until
     ``cluster_init`` of the epochs; at the end of that epoch (at least the first) the
     posterior means of the training cells are clustered
-    (:func:`~cgmvae.train.placement.cluster_latent`), matched to known labels if any, split
+    (:func:`~cgmvae.train.placement.cluster_latent`; when every cluster has labelled cells,
+    :func:`~cgmvae.train.placement.spread_labels`), matched to known labels if any, split
     into each cluster's components and written into the prior. If training stops earlier,
     the components are placed when it ends.
 
@@ -68,19 +72,32 @@ class PlaceMixture(Callback):
         self.place(trainer, pl_module.module)
 
     def place(self, trainer: Trainer, module: torch.nn.Module) -> None:
-        """Cluster the training latent and initialise ``module.prior`` (once)."""
-        prior = module.prior
-        if bool(prior.initialized):
+        """Cluster the training latent and initialise ``module.prior`` (once).
+
+        In a distributed run, rank 0 places the mixture on its shard of the training cells
+        and every process receives the result.
+        """
+        if bool(module.prior.initialized):
             return
+        if trainer.is_global_zero:
+            self._place_on_latent(trainer, module)
+        effect = getattr(module, "condition_effect", None)
+        share_from_rank_zero(trainer, module.prior, *([effect] if effect is not None else []))
+
+    def _place_on_latent(self, trainer: Trainer, module: torch.nn.Module) -> None:
+        prior = module.prior
         latent, targets, labelled = training_latent(module, trainer.train_dataloader)
         rows = placement_rows(len(latent), self.placement_max_cells, self.seed)
         latent = latent[rows]
-        clusters = cluster_latent(latent, prior.n_clusters, self.cluster_placement, self.seed)
         anchors = None
+        clusters = None
         if targets is not None and labelled[rows].any():
-            clusters, anchors = match_labelled_clusters(
-                latent, clusters, targets[rows], labelled[rows]
-            )
+            targets, labelled = targets[rows], labelled[rows]
+            clusters = spread_labels(latent, targets, labelled)
+        if clusters is None:
+            clusters = cluster_latent(latent, prior.n_clusters, self.cluster_placement, self.seed)
+        if targets is not None and labelled.any():
+            clusters, anchors = match_labelled_clusters(latent, clusters, targets, labelled)
         components = split_clusters(
             latent, clusters, prior.n_clusters, prior.components_per_cluster, self.seed
         )
@@ -127,21 +144,19 @@ def pseudo_bulk(
     was_training = module.training
     module.eval()
     n_clusters, n_conditions = module.prior.n_clusters, module.condition_effect.shared.shape[0] + 1
-    n_features = module.condition_effect.shared.shape[1]
     device = module.condition_effect.shared.device
-    counts = torch.zeros(n_clusters * n_conditions, n_features, device=device)
-    libraries = torch.zeros(n_clusters * n_conditions, device=device)
-    n_cells = torch.zeros(n_clusters * n_conditions, device=device)
+    totals = None
     for batch in loader:
         inference = module.inference(**module._get_inference_input(batch))
-        clusters = inference[MODULE_KEYS.CLUSTER_PROBS_KEY].argmax(-1)
-        x = batch[REGISTRY_KEYS.X_KEY].to(device)
-        groups = clusters * n_conditions + batch[REGISTRY_KEYS.CONDITION_KEY].to(
-            device
-        ).long().view(-1)
-        counts.index_add_(0, groups, x)
-        libraries.index_add_(0, groups, x.sum(-1))
-        n_cells.index_add_(0, groups, torch.ones_like(libraries[groups]))
+        summed = sum_per_group(
+            batch[REGISTRY_KEYS.X_KEY].to(device).float(),
+            batch[REGISTRY_KEYS.CONDITION_KEY].to(device).long().view(-1),
+            inference[MODULE_KEYS.CLUSTER_PROBS_KEY].argmax(-1),
+            n_clusters,
+            n_conditions,
+        )
+        if totals is not None:
+            summed = tuple(a + b for a, b in zip(totals, summed, strict=True))
+        totals = summed
     module.train(was_training)
-    shape = (n_clusters, n_conditions)
-    return counts.view(*shape, n_features), libraries.view(shape), n_cells.view(shape)
+    return totals

@@ -14,6 +14,9 @@ logger = logging.getLogger(__name__)
 #: Partitions whose cut fractions differ by less than this count as tied.
 CUT_TOLERANCE = 0.01
 
+#: Gaussian mixtures fitted to the UMAP embedding; their consensus is the placement.
+GMM_RESTARTS = 10
+
 
 def check_placement(method: str) -> str:
     """Return ``method`` if it is a known placement, else raise a ``ValueError``."""
@@ -46,7 +49,9 @@ def cluster_latent(
     ``"umap"`` embeds the latent with UMAP (``n_components = n_clusters``, ``min_dist=0``)
     and fits a full-covariance Gaussian mixture there, the N2D recipe (McConville et al.,
     2020): the manifold embedding separates clusters whose shapes a diagonal Gaussian in
-    the latent cannot follow. ``"kmeans"`` runs k-means (10 restarts) on the latent itself.
+    the latent cannot follow. One mixture depends much on its initialisation, so
+    :data:`GMM_RESTARTS` are fitted and their consensus (:func:`consensus_partition`) is
+    kept. ``"kmeans"`` runs k-means (10 restarts) on the latent itself.
     ``"auto"`` computes both and keeps the one that cuts the fewest edges of the latent's
     ``n_neighbors``-nearest-neighbour graph (:func:`cut_fraction`); when both cut about as
     few (within :data:`CUT_TOLERANCE`), the one with the smaller within-cluster sum of
@@ -102,6 +107,28 @@ def match_labelled_clusters(
     group_of[group_of < 0] = np.setdiff1d(np.arange(n_clusters), matched)
     cluster_of_group = np.argsort(group_of)
     return cluster_of_group[clusters], anchors
+
+
+def spread_labels(
+    latent: np.ndarray, targets: np.ndarray, labelled: np.ndarray, n_neighbors: int = 15
+) -> np.ndarray | None:
+    """Give every cell a class by label spreading on the latent's nearest-neighbour graph.
+
+    ``targets`` holds class probabilities and ``labelled`` marks the cells that have them;
+    labelled cells count as their most probable class. Label spreading (Zhou et al., 2004)
+    follows the latent's neighbourhoods, so the classes keep shapes a k-means partition
+    cuts across. Returns ``None`` when a class has no labelled cell (spreading cannot find
+    it; the placement then stays unsupervised and is matched to the labels).
+    """
+    from sklearn.semi_supervised import LabelSpreading
+
+    n_classes = targets.shape[1]
+    if len(np.unique(targets[labelled].argmax(1))) < n_classes:
+        return None
+    known = np.where(labelled, targets.argmax(1), -1)
+    k = min(n_neighbors, len(latent) - 1)
+    spreading = LabelSpreading(kernel="knn", n_neighbors=k, alpha=0.9, max_iter=1000)
+    return spreading.fit(latent, known).transduction_.astype(int)
 
 
 def split_clusters(
@@ -190,5 +217,24 @@ def _umap_gmm_labels(
         random_state=seed,
         n_jobs=1,
     ).fit_transform(latent)
-    mixture = GaussianMixture(n_clusters, covariance_type="full", random_state=seed)
-    return mixture.fit_predict(embedding)
+    partitions = [
+        GaussianMixture(
+            n_clusters, covariance_type="full", random_state=seed + restart
+        ).fit_predict(embedding)
+        for restart in range(GMM_RESTARTS)
+    ]
+    return consensus_partition(partitions, n_clusters, seed)
+
+
+def consensus_partition(partitions: list[np.ndarray], n_clusters: int, seed: int) -> np.ndarray:
+    """One partition that agrees most with several: k-means on the cells' memberships.
+
+    Each cell is the concatenation of its one-hot cluster memberships in every partition;
+    the squared distance between two cells is then twice the number of partitions that
+    separate them, so k-means groups cells that the partitions put together most often
+    (a co-association consensus, without the cells × cells matrix).
+    """
+    from sklearn.cluster import KMeans
+
+    memberships = np.concatenate([np.eye(n_clusters)[labels] for labels in partitions], axis=1)
+    return KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(memberships)

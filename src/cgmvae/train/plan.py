@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from scvi.train import TrainingPlan
 
+from cgmvae.train.distributed import touch_every_parameter
+
 DIVERGENCE_HINT = (
     "Lower the learning rate (plan_kwargs={'lr': 1e-4}) or clip gradients "
     "(train(gradient_clip_val=1.0))."
@@ -21,6 +23,8 @@ class AutoencoderTrainingPlan(TrainingPlan):
     ``warmup_start`` and ``warmup_end``, both fractions of the planned optimisation steps
     (``max_epochs`` × batches per epoch), so the warm-up always completes whatever the data
     size. A non-finite loss stops training with an error naming the term that diverged.
+    Under DDP every parameter takes part in each step's loss (with weight zero where the
+    model leaves it unused), so ``strategy="ddp"`` needs no ``find_unused_parameters``.
     The plan knows nothing of the model's prior: mixture models add the
     :class:`~cgmvae.train.PlaceMixture` callback.
 
@@ -87,6 +91,33 @@ class AutoencoderTrainingPlan(TrainingPlan):
             f"the {', '.join(diverged) or 'total'} term of the loss is not finite. "
             + DIVERGENCE_HINT
         )
+
+    def training_step(self, batch, batch_idx):
+        """scvi-tools' step; in a distributed run every parameter takes part in the loss."""
+        loss = super().training_step(batch, batch_idx)
+        if self.trainer.world_size > 1:
+            loss = loss + touch_every_parameter(self.module)
+        return loss
+
+    def compute_and_log_metrics(self, loss_output, metrics: dict, mode: str) -> None:
+        """scvi-tools' ELBO metrics; the module's extra metrics are logged here.
+
+        scvi-tools logs extra metrics inside ``torch.inference_mode``; under DDP, Lightning
+        then fails to reduce them at the end of a training epoch (an in-place update of an
+        inference tensor). Logged outside it, they reduce like any other value.
+        """
+        extras, loss_output.extra_metrics = loss_output.extra_metrics or {}, {}
+        super().compute_and_log_metrics(loss_output, metrics, mode)
+        loss_output.extra_metrics = extras
+        for name, value in extras.items():
+            self.log(
+                f"{name}_{mode}",
+                value.detach() if isinstance(value, torch.Tensor) else value,
+                on_step=self.on_step,
+                on_epoch=self.on_epoch,
+                batch_size=loss_output.n_obs_minibatch,
+                sync_dist=self.use_sync_dist,
+            )
 
     def on_train_start(self) -> None:
         """Train in training mode, also when ``train`` is called again after inference."""
