@@ -35,6 +35,11 @@ def test_manifold_placement_follows_elongated_clusters_that_kmeans_cuts():
     assert clustering_accuracy(bars, by_umap) > 0.95
 
 
+def test_placement_without_a_seed_works_when_scvi_settings_seed_is_unset():
+    latent, bars = tilted_bars()
+    assert clustering_accuracy(bars, cluster_latent(latent, 3, "umap", seed=None)) > 0.95
+
+
 def test_auto_placement_keeps_kmeans_on_compact_blobs_and_umap_on_elongated_clusters():
     rng = np.random.default_rng(0)
     blobs = np.repeat(np.arange(4), 60)

@@ -41,10 +41,12 @@ def cluster_latent(
     latent: np.ndarray,
     n_clusters: int,
     method: PlacementMethod = "auto",
-    seed: int = 0,
+    seed: int | None = 0,
     n_neighbors: int = 15,
 ) -> np.ndarray:
     """Cluster the rows of ``latent`` into ``n_clusters`` groups; returns one label per row.
+
+    ``seed=None`` (``scvi.settings.seed`` unset) gives an unseeded placement.
 
     ``"umap"`` embeds the latent with UMAP (``n_components = n_clusters``, ``min_dist=0``)
     and fits a full-covariance Gaussian mixture there, the N2D recipe (McConville et al.,
@@ -205,7 +207,7 @@ def _kmeans_labels(latent: np.ndarray, n_clusters: int, seed: int) -> np.ndarray
 
 
 def _umap_gmm_labels(
-    latent: np.ndarray, n_clusters: int, seed: int, n_neighbors: int
+    latent: np.ndarray, n_clusters: int, seed: int | None, n_neighbors: int
 ) -> np.ndarray:
     from sklearn.mixture import GaussianMixture
     from umap import UMAP
@@ -217,16 +219,19 @@ def _umap_gmm_labels(
         random_state=seed,
         n_jobs=1,
     ).fit_transform(latent)
+    seeds = [None if seed is None else seed + restart for restart in range(GMM_RESTARTS)]
     partitions = [
-        GaussianMixture(
-            n_clusters, covariance_type="full", random_state=seed + restart
-        ).fit_predict(embedding)
-        for restart in range(GMM_RESTARTS)
+        GaussianMixture(n_clusters, covariance_type="full", random_state=state).fit_predict(
+            embedding
+        )
+        for state in seeds
     ]
     return consensus_partition(partitions, n_clusters, seed)
 
 
-def consensus_partition(partitions: list[np.ndarray], n_clusters: int, seed: int) -> np.ndarray:
+def consensus_partition(
+    partitions: list[np.ndarray], n_clusters: int, seed: int | None
+) -> np.ndarray:
     """One partition that agrees most with several: k-means on the cells' memberships.
 
     Each cell is the concatenation of its one-hot cluster memberships in every partition;
