@@ -100,6 +100,7 @@ def split(adata, group_key, group, target, reference, n_clusters, oracle_lfc) ->
 
 def simulator_tasks(seed: int, shared_fraction: float) -> list[Task]:
     adata = simulate(
+        counts_layer="counts",
         n_obs=1500, n_vars=300, n_clusters=4, n_conditions=2, seed=seed,
         n_condition_genes=40, shared_effect_fraction=shared_fraction,
     )  # fmt: skip

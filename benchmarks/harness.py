@@ -26,3 +26,19 @@ def write_results(
     if summary is not None:
         payload = {"command": command, "runtime_minutes": round(minutes, 1), "summary": summary}
         (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))
+
+
+def build_throughput_model(name: str, adata):
+    """scVI or CGMVAE with the sizes the speed benchmarks compare (NB, 128 hidden, latent 10).
+
+    ``adata`` is simulated counts in ``.X``; its condition is scVI's batch.
+    """
+    import scvi
+
+    from cgmvae import CGMVAE
+
+    if name == "scVI":
+        scvi.model.SCVI.setup_anndata(adata, batch_key="condition")
+        return scvi.model.SCVI(adata, n_hidden=128, n_latent=10, gene_likelihood="nb")
+    CGMVAE.setup_anndata(adata, condition_key="condition")
+    return CGMVAE(adata, n_clusters=8, n_hidden=128, n_latent=10, likelihood="nb")

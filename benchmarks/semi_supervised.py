@@ -28,6 +28,7 @@ TRAIN = {"max_epochs": 200, "enable_progress_bar": False, "enable_model_summary"
 
 def labelled_data(seed: int, fraction: float, n_clusters: int, marker_lfc: float):
     adata = simulate(
+        counts_layer="counts",
         n_obs=150 * n_clusters, n_vars=200, n_clusters=n_clusters, n_conditions=2, seed=seed,
         marker_log_fold_change=marker_lfc,
     )  # fmt: skip

@@ -15,7 +15,9 @@ def quiet():
 @pytest.fixture(scope="session")
 def sim_adata():
     """Four well separated clusters under two conditions with a strong condition effect."""
-    return simulate(n_obs=800, n_vars=100, n_clusters=4, n_conditions=2, seed=0)
+    return simulate(
+        counts_layer="counts", n_obs=800, n_vars=100, n_clusters=4, n_conditions=2, seed=0
+    )
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from cgmvae.validation import (
     check_obs_key,
     check_trainable,
     check_values_for_likelihood,
+    summarize_values,
 )
 
 FEW = settings(max_examples=30, deadline=None)
@@ -45,6 +46,23 @@ def count_warnings(values, likelihood):
 
 
 # values against the likelihood -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_values_are_checked_chunk_by_chunk_with_the_whole_matrix_answer(monkeypatch, sparse):
+    """Big matrices are read in chunks (no whole copy); every chunk counts."""
+    rng = np.random.default_rng(0)
+    values = rng.poisson(2.0, (40, 9)).astype(np.float32)
+    values[3, 4], values[31, 2], values[37, 8] = np.nan, np.inf, 2.5
+    values[20, 1], values[29, 5] = -3.0, 60.0
+    whole = summarize_values(as_format(values, sparse))
+    monkeypatch.setattr("cgmvae.validation.CHUNK_VALUES", 7)
+    chunked = summarize_values(as_format(values, sparse))
+    assert chunked == whole
+    assert (chunked.n_nan, chunked.n_inf) == (1, 1)
+    assert (chunked.minimum, chunked.maximum, chunked.integers) == (-3.0, 60.0, False)
+    with pytest.raises(ValueError, match="1 NaN and 1 infinite"):
+        check_values_for_likelihood(as_format(values, sparse), "nb")
 
 
 @FEW

@@ -22,6 +22,7 @@ from cgmvae.data import simulate, true_log_fold_change
 from cgmvae.metrics import r2_mean_expression, response_correlation
 
 adata = simulate(
+    counts_layer="counts",
     n_obs=1200, n_vars=200, n_clusters=3, n_conditions=2, seed=1,
     condition_log_fold_change=3.0, n_condition_genes=40, shared_effect_fraction=1.0,
 )  # fmt: skip
@@ -44,7 +45,7 @@ for model_cls, setup in ((GMVAE, {}), (CGMVAE, {"condition_key": "condition"})):
 # ## 2. A held-out group
 
 # %%
-adata = simulate(n_obs=1600, n_vars=200, n_clusters=4, n_conditions=2, seed=2)
+adata = simulate(counts_layer="counts", n_obs=1600, n_vars=200, n_clusters=4, n_conditions=2, seed=2)
 held = (adata.obs["cluster"] == "cluster_3") & (adata.obs["condition"] == "condition_1")
 train = adata[~held.to_numpy()].copy()
 scvi.settings.seed = 0

@@ -7,12 +7,39 @@ The models and subpackages load on first use, so that ``cgmvae --help`` and
 from __future__ import annotations
 
 import importlib
+import logging
 from importlib.metadata import version
 
 _MODELS = ("AE", "CGMVAE", "CVAE", "GMVAE", "VAE")
 _SUBPACKAGES = ("data", "metrics", "pl")
 __all__ = [*_MODELS, *_SUBPACKAGES]
 __version__ = version("cgmvae")
+
+
+def _drop_advertising(record: logging.LogRecord) -> bool:
+    """Keep Lightning's messages except its tips advertising other products."""
+    return not str(record.msg).startswith("💡 Tip")
+
+
+def _configure_logging() -> None:
+    """Show the package's INFO messages (e.g. what the mixture placement did) on stderr.
+
+    As scvi-tools does for ``scvi``: the ``cgmvae`` logger has its own handler and does not
+    propagate; ``logging.getLogger("cgmvae").setLevel(logging.WARNING)`` silences it.
+    Lightning's product tips are dropped from its log.
+    """
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_drop_advertising)
+    logger = logging.getLogger("cgmvae")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[cgmvae] %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+_configure_logging()
 
 
 def __getattr__(name: str):

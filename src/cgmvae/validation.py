@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import logging
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
@@ -114,19 +116,71 @@ def check_anndata(adata) -> None:
         )
 
 
-def _values(data) -> np.ndarray:
-    return data.data if sp.issparse(data) else np.asarray(data)
+#: Values checked at a time (16 MiB of float32), so no check copies a whole matrix.
+CHUNK_VALUES = 1 << 22
+
+
+@dataclass
+class ValueSummary:
+    """What the checks need to know about a matrix's stored values, found in one pass."""
+
+    n_nan: int = 0
+    n_inf: int = 0
+    minimum: float = np.inf
+    maximum: float = -np.inf
+    integers: bool = True
+
+    @property
+    def finite(self) -> bool:
+        """Whether no value is NaN or infinite."""
+        return self.n_nan == 0 and self.n_inf == 0
+
+
+def _value_chunks(data) -> Iterator[np.ndarray]:
+    """Yield the stored values of ``data`` (dense or sparse), :data:`CHUNK_VALUES` at a time."""
+    if sp.issparse(data):
+        for start in range(0, data.data.size, CHUNK_VALUES):
+            yield data.data[start : start + CHUNK_VALUES]
+        return
+    n_rows = data.shape[0] if len(data.shape) else 1
+    row_size = max(1, int(np.prod(data.shape[1:])))
+    step = max(1, CHUNK_VALUES // row_size)
+    for start in range(0, n_rows, step):
+        yield np.asarray(data[start : start + step]).ravel()
+
+
+def summarize_values(data) -> ValueSummary:
+    """Count NaN/inf and find the range and integrality of the finite stored values.
+
+    Sparse matrices are summarised over their stored entries only.
+    """
+    summary = ValueSummary()
+    for chunk in _value_chunks(data):
+        finite = np.isfinite(chunk)
+        if not finite.all():
+            summary.n_nan += int(np.isnan(chunk).sum())
+            summary.n_inf += int(np.isinf(chunk).sum())
+            chunk = chunk[finite]
+        if not chunk.size:
+            continue
+        summary.minimum = min(summary.minimum, float(chunk.min()))
+        summary.maximum = max(summary.maximum, float(chunk.max()))
+        if summary.integers and not np.allclose(chunk, np.round(chunk)):
+            summary.integers = False
+    return summary
+
+
+def _raise_if_not_finite(summary: ValueSummary, location: str) -> None:
+    if not summary.finite:
+        raise ValueError(
+            f"{location} contain {summary.n_nan} NaN and {summary.n_inf} infinite values. "
+            "Remove or impute them (e.g. np.nan_to_num) before setup_anndata."
+        )
 
 
 def check_finite(data, location: str = "The registered data") -> None:
     """Raise ``ValueError`` if ``data`` (dense or sparse) holds NaN or infinite values."""
-    values = _values(data)
-    if values.size and not np.isfinite(values).all():
-        n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
-        raise ValueError(
-            f"{location} contain {n_nan} NaN and {n_inf} infinite values. Remove or impute "
-            "them (e.g. np.nan_to_num) before setup_anndata."
-        )
+    _raise_if_not_finite(summarize_values(data), location)
 
 
 def check_values_for_likelihood(
@@ -136,28 +190,29 @@ def check_values_for_likelihood(
 
     Raises ``ValueError`` for NaN/inf, negative values with a count likelihood, or values
     outside [0, 1] with ``"bernoulli"``; warns when a count likelihood sees non-integers.
-    ``location`` names the data in the messages (e.g. ``"adata.layers['counts']"``).
+    ``location`` names the data in the messages (e.g. ``"adata.layers['counts']"``). The
+    data are read in chunks, never copied whole.
     """
-    check_finite(data, location)
-    values = _values(data)
+    summary = summarize_values(data)
+    _raise_if_not_finite(summary, location)
     if likelihood in COUNT_LIKELIHOODS:
-        if values.size and values.min() < 0:
+        if summary.minimum < 0:
             raise ValueError(
                 f"likelihood={likelihood!r} needs non-negative counts, but {location} have "
                 "negative values. Register the raw counts (setup_anndata(layer=...)) "
                 "or use likelihood='gaussian' for scaled data."
             )
-        if values.size and not np.allclose(values, np.round(values)):
+        if not summary.integers:
             warnings.warn(
                 f"likelihood={likelihood!r} expects integer counts but {location} have "
                 "non-integer values; register raw counts with setup_anndata(layer=...).",
                 UserWarning,
                 stacklevel=3,
             )
-    if likelihood == "bernoulli" and values.size and (values.min() < 0 or values.max() > 1):
+    if likelihood == "bernoulli" and (summary.minimum < 0 or summary.maximum > 1):
         raise ValueError(
             f"likelihood='bernoulli' needs values in [0, 1], but {location} go from "
-            f"{values.min():g} to {values.max():g}. Rescale them (e.g. pixels / 255)."
+            f"{summary.minimum:g} to {summary.maximum:g}. Rescale them (e.g. pixels / 255)."
         )
 
 

@@ -31,7 +31,7 @@ def pbmc() -> ad.AnnData:
 @pytest.fixture(scope="session")
 def sim() -> ad.AnnData:
     """Simulated counts: 4 clusters × 2 conditions, 4,000 cells, 200 genes."""
-    return data.simulate(n_obs=4000, n_vars=200, seed=3)
+    return data.simulate(counts_layer="counts", n_obs=4000, n_vars=200, seed=3)
 
 
 @pytest.fixture(scope="session")

@@ -54,7 +54,6 @@ def test_simulate_requested_size_and_names():
         n_condition_genes=8,
         condition_names=["ctrl", "stim", "drug"],
         cluster_names=["T", "B", "NK"],
-        counts_layer=None,
     )
     assert adata.shape == (321, 57)
     assert "counts" not in adata.layers
@@ -138,7 +137,7 @@ def test_default_condition_effect_splits_clusters(assert_integer_csr):
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score
 
-    adata = data.simulate(seed=0)
+    adata = data.simulate(seed=0, counts_layer="counts")
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
     sc.pp.pca(adata, n_comps=20, random_state=0)

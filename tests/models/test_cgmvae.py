@@ -196,3 +196,25 @@ def test_bf16_mixed_precision_keeps_finite_count_losses_and_the_clusters(
     assert np.isfinite(model.history["elbo_train"].to_numpy(dtype=float)).all()
     scores = cluster_scores(adata.obs["cluster"], model.get_cluster_assignments())
     assert scores["ari"] >= 0.9, scores
+
+
+def test_placement_on_a_subsample_says_so_and_still_finds_the_clusters(quiet, sim_adata, seeded):
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("cgmvae").addHandler(handler)
+    adata = sim_adata.copy()
+    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    model = CGMVAE(adata, n_clusters=4)
+    try:
+        model.train(max_epochs=40, train_size=1.0, placement_max_cells=300, **quiet)
+    finally:
+        logging.getLogger("cgmvae").removeHandler(handler)
+    messages = [record.getMessage() for record in records]
+    assert messages[0].startswith("Placing the mixture on 300 randomly chosen of the 800 training")
+    assert messages[1].startswith("Placed the mixture's 4 clusters by")
+    assert "on 300 cells" in messages[1]
+    clusters = model.get_cluster_assignments()
+    assert cluster_scores(adata.obs["cluster"], clusters)["ari"] > 0.9

@@ -18,6 +18,7 @@ def train_mixture(quiet, model_cls, adata, n_clusters, max_epochs, model_kwargs=
 
 def test_cgmvae_keeps_clusters_together_across_conditions_where_gmvae_splits_them(quiet):
     adata = simulate(
+        counts_layer="counts",
         n_obs=600, n_vars=200, n_clusters=3, n_conditions=2, seed=1,
         condition_log_fold_change=3.0, n_condition_genes=40, shared_effect_fraction=1.0,
     )  # fmt: skip
@@ -38,6 +39,7 @@ def held_out(quiet):
     """Four clusters, two conditions, half of each cluster's response shared by all clusters;
     (cluster_3, condition_1) is left out of training."""
     adata = simulate(
+        counts_layer="counts",
         n_obs=1200, n_vars=200, n_clusters=4, n_conditions=2, seed=2,
         shared_effect_fraction=0.5,
     )  # fmt: skip
@@ -110,6 +112,7 @@ def test_samples_follow_the_cluster_they_come_from(held_out):
 
 def test_semi_supervision_with_five_percent_labels_improves_accuracy(quiet):
     adata = simulate(
+        counts_layer="counts",
         n_obs=900, n_vars=200, n_clusters=6, n_conditions=2, seed=0,
         marker_log_fold_change=0.75,
     )  # fmt: skip

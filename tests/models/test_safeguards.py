@@ -16,7 +16,9 @@ TINY = {"n_hidden": 16, "n_latent": 4}
 
 def small_adata(n_obs=120, seed=0):
     """Counts in .X and .layers['counts'], obs 'cluster' and 'condition' (2 each)."""
-    return simulate(n_obs=n_obs, n_vars=50, n_clusters=2, n_conditions=2, seed=seed)
+    return simulate(
+        counts_layer="counts", n_obs=n_obs, n_vars=50, n_clusters=2, n_conditions=2, seed=seed
+    )
 
 
 def _matrix(data):

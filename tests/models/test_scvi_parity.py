@@ -14,7 +14,9 @@ DONOR_GENES = np.arange(60, 70)
 
 def donor_by_condition(n_obs=800, seed=0):
     """Simulated clusters × conditions, with a donor effect (×4 on ten genes in donor d2)."""
-    adata = simulate(n_obs=n_obs, n_vars=100, n_clusters=4, n_conditions=2, seed=seed)
+    adata = simulate(
+        counts_layer="counts", n_obs=n_obs, n_vars=100, n_clusters=4, n_conditions=2, seed=seed
+    )
     rng = np.random.default_rng(seed)
     donors = rng.choice(["d1", "d2"], size=n_obs)
     counts = adata.layers["counts"].toarray()

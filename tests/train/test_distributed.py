@@ -14,7 +14,9 @@ SCRIPT = textwrap.dedent(
     from cgmvae import CGMVAE
     from cgmvae.data import simulate
 
-    adata = simulate(n_obs=800, n_vars=100, n_clusters=4, n_conditions=2, seed=0)
+    adata = simulate(
+        counts_layer="counts", n_obs=800, n_vars=100, n_clusters=4, n_conditions=2, seed=0
+    )
     scvi.settings.seed = 0
     CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
     model = CGMVAE(adata, n_clusters=4)

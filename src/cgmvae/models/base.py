@@ -47,6 +47,10 @@ from cgmvae.validation import (
 
 logger = logging.getLogger(__name__)
 
+# Lightning 2.6 calls a torch API that torch 2.10+ deprecated, once per training step; the
+# user can do nothing about it, so it is not shown.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
 
 def default_max_epochs(n_obs: int) -> int:
     """Epochs such that small data sets get 400 epochs and larger ones ~8·10⁶ cell visits."""

@@ -127,6 +127,13 @@ class ClusterMixin:
             batch_size,
         )
 
+    def _latent_and_cluster_probs(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Posterior means and q(y | x, c) of one minibatch, side by side."""
+        inference = self._inference(tensors)
+        return torch.cat(
+            [inference[MODULE_KEYS.QZM_KEY], inference[MODULE_KEYS.CLUSTER_PROBS_KEY]], dim=-1
+        )
+
     def get_cluster_assignments(
         self,
         adata: AnnData | None = None,
@@ -230,10 +237,13 @@ class ClusterMixin:
             Key in ``.obs`` for the clusters; the probabilities go to
             ``.obsm[f"{cluster_key}_probs"]``. Default ``"<model>_cluster"``.
         """
-        super().write_results(adata, latent_key)
         target = self.adata if adata is None else adata
+        outputs = self._collect(self._latent_and_cluster_probs, adata)  # one inference pass
+        n_latent = self.module.n_latent
+        target.obsm[latent_key or f"X_{self.name}"] = outputs[:, :n_latent]
+        target.uns[self.name] = self._params_for_uns()
         cluster_key = cluster_key or f"{self.name}_cluster"
-        probs = self.get_cluster_probabilities(adata)
+        probs = outputs[:, n_latent:]
         names = np.asarray(self.cluster_names)
         present = np.unique(probs.argmax(1))
         target.obs[cluster_key] = pd.Categorical(

@@ -4,6 +4,7 @@ from cgmvae.nn.blocks import Decoder, Encoder
 from cgmvae.nn.condition_adapter import ConditionAdapter
 from cgmvae.nn.condition_effect import ConditionEffect
 from cgmvae.nn.likelihood import COUNT_LIKELIHOODS, LIKELIHOODS, LikelihoodHead
+from cgmvae.nn.negative_binomial import GeneNegativeBinomial
 from cgmvae.nn.priors import MixturePrior, kl_diagonal_gaussians, kl_standard_normal
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "ConditionEffect",
     "Decoder",
     "Encoder",
+    "GeneNegativeBinomial",
     "LikelihoodHead",
     "MixturePrior",
     "kl_diagonal_gaussians",

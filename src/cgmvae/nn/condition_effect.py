@@ -66,13 +66,17 @@ class ConditionEffect(nn.Module):
         """
         if self.shared.shape[0] == 0:
             return None
-        codes = condition.long().reshape(-1)
         shared = self.shared.detach() if bool(self.shared_fixed) else self.shared
         padded = nn.functional.pad(shared, (0, 0, 1, 0))  # reference row of zeros
-        offset = padded[codes]
+        # one-hot products instead of indexing: the gradient of an index is a scatter,
+        # many times slower than these matrix products on CPU
+        one_hot = nn.functional.one_hot(condition.long().reshape(-1), padded.shape[0])
+        one_hot = one_hot.to(padded.dtype)
+        offset = one_hot @ padded
         if self.specific is not None and cluster_probs is not None:
-            specific = nn.functional.pad(self.specific, (0, 0, 1, 0))[:, codes]
-            offset = offset + torch.einsum("nk,kng->ng", cluster_probs, specific)
+            specific = nn.functional.pad(self.specific, (0, 0, 1, 0))
+            weights = (cluster_probs[:, :, None] * one_hot[:, None, :]).flatten(1)
+            offset = offset + weights @ specific.flatten(0, 1)
         return self.gain * offset
 
     @property

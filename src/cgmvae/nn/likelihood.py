@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import torch
-from scvi.distributions import NegativeBinomial, Poisson, ZeroInflatedNegativeBinomial
+from scvi.distributions import Poisson, ZeroInflatedNegativeBinomial
 from torch import nn
 from torch.distributions import Bernoulli, Distribution, Normal
 
 from cgmvae.constants import COUNT_LIKELIHOODS, LIKELIHOODS, check_likelihood
+from cgmvae.nn.negative_binomial import GeneNegativeBinomial
 
 __all__ = [
     "COUNT_LIKELIHOODS",
@@ -97,12 +98,12 @@ class LikelihoodHead(nn.Module):
         mu = scale * library
         if self.likelihood == "poisson":
             return Poisson(mu.clamp_min(1e-8), validate_args=False, scale=scale)
-        theta = self.log_theta.exp().expand_as(mu)
+        theta = self.log_theta.exp()
         if self.likelihood == "nb":
-            return NegativeBinomial(mu=mu, theta=theta, scale=scale, validate_args=False)
+            return GeneNegativeBinomial(mu=mu, theta=theta, scale=scale)
         return ZeroInflatedNegativeBinomial(
             mu=mu,
-            theta=theta,
+            theta=theta.expand_as(mu),
             zi_logits=self.dropout_logits(hidden).float(),
             scale=scale,
             validate_args=False,

@@ -10,7 +10,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from cgmvae.constants import COUNT_LIKELIHOODS, REGISTRY_KEYS
 from cgmvae.nn.condition_effect import observed_pairs
 from cgmvae.train.distributed import share_from_rank_zero
-from cgmvae.train.placement import cluster_latent
+from cgmvae.train.placement import kmeans_labels
 
 
 class PlaceConditionEffect(Callback):
@@ -114,7 +114,7 @@ def group_cells(
     n_components = min(n_components, *expression.shape)
     _, _, basis = torch.pca_lowrank(expression, q=n_components, center=False, niter=4)
     scores = (expression @ basis).numpy()
-    return cluster_latent(scores, min(n_groups, len(scores)), "kmeans", seed)
+    return kmeans_labels(scores, min(n_groups, len(scores)), seed)
 
 
 def sum_per_group(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import scvi
 import torch
@@ -18,6 +20,8 @@ from cgmvae.train.placement import (
     split_clusters,
     spread_labels,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class PlaceMixture(Callback):
@@ -88,6 +92,14 @@ class PlaceMixture(Callback):
         prior = module.prior
         latent, targets, labelled = training_latent(module, trainer.train_dataloader)
         rows = placement_rows(len(latent), self.placement_max_cells, self.seed)
+        if len(rows) < len(latent):
+            logger.info(
+                "Placing the mixture on %d randomly chosen of the %d training cells "
+                "(placement_max_cells=%d).",
+                len(rows),
+                len(latent),
+                self.placement_max_cells,
+            )
         latent = latent[rows]
         anchors = None
         clusters = None

@@ -66,12 +66,12 @@ def cluster_latent(
         method = "kmeans"
     candidates = {}
     if method in ("auto", "kmeans"):
-        candidates["kmeans"] = _kmeans_labels(latent, n_clusters, seed)
+        candidates["kmeans"] = kmeans_labels(latent, n_clusters, seed)
     if method in ("auto", "umap"):
         candidates["umap"] = _umap_gmm_labels(latent, n_clusters, seed, n_neighbors)
     chosen = _best_partition(latent, candidates, n_neighbors)
     logger.info(
-        "Placed %d clusters by %s on %d cells in %.1f s.",
+        "Placed the mixture's %d clusters by %s on %d cells in %.1f s.",
         n_clusters,
         chosen,
         latent.shape[0],
@@ -200,7 +200,8 @@ def _best_partition(latent: np.ndarray, candidates: dict, n_neighbors: int) -> s
     return min(tied, key=lambda name: within_sum_of_squares(latent, candidates[name]))
 
 
-def _kmeans_labels(latent: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
+def kmeans_labels(latent: np.ndarray, n_clusters: int, seed: int | None) -> np.ndarray:
+    """k-means (10 restarts) labels of the rows of ``latent``."""
     from sklearn.cluster import KMeans
 
     return KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(latent)

@@ -98,7 +98,7 @@ def simulate(
     dispersion: float | ArrayLike = 0.2,
     chunk_size: int = 5000,
     n_jobs: int = 1,
-    counts_layer: str | None = "counts",
+    counts_layer: str | None = None,
 ) -> AnnData:
     """Simulate negative binomial counts with known clusters, conditions and effects.
 
@@ -156,14 +156,15 @@ def simulate(
     n_jobs
         Threads drawing chunks in parallel (NumPy's samplers release the GIL).
     counts_layer
-        Layer that also holds the counts (a copy, so normalising ``.X`` in place keeps it);
-        ``None`` skips it, halving memory.
+        Layer that also holds the counts, a copy, so that normalising ``.X`` in place keeps
+        them (e.g. ``"counts"``, the scanpy habit). ``None`` (the default) stores the counts
+        once, in ``.X``: half the memory, which matters from about 10⁵ cells on.
 
     Returns
     -------
     AnnData
         ``n_obs × n_vars``; ``.X`` holds the counts (CSR, float32 integers), as does
-        ``.layers[counts_layer]``. ``.obs`` has ``cluster`` and ``condition``
+        ``.layers[counts_layer]`` if asked for. ``.obs`` has ``cluster`` and ``condition``
         (categoricals of names) and ``true_library_size`` (the cell's expected total count).
         ``.uns["ground_truth"]`` holds the ground truth in the scheme shared with
         :func:`~cgmvae.data.add_condition_effect` (see :mod:`cgmvae.data.synthetic.ground_truth`;
