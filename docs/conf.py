@@ -22,3 +22,15 @@ napoleon_numpy_docstring = True
 myst_enable_extensions = ["dollarmath"]
 html_theme = "furo"
 exclude_patterns = ["_build"]
+
+
+def _citation_as_text(name, rawtext, text, lineno, inliner, options=None, content=None):
+    """Render scvi-tools' ``:cite:p:`key``` roles (in inherited docstrings) as plain text."""
+    from docutils import nodes
+
+    return [nodes.Text(f"[{text}]")], []
+
+
+def setup(app):
+    """Register the roles inherited docstrings use."""
+    app.add_role("cite:p", _citation_as_text)

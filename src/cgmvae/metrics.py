@@ -144,9 +144,9 @@ def de_recovery(
     true_lfc
         True per-gene log fold change.
     n_top
-        Number of genes with the largest predicted |log fold change| that are called.
+        Number of genes with the largest absolute predicted log fold change that are called.
     threshold
-        Genes with |true log fold change| at least this are truly changed.
+        Genes whose absolute true log fold change is at least this are truly changed.
     min_mean
         Genes whose mean log-normalised control expression is below this are left out.
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -20,6 +24,29 @@ CELL_TYPE_KEY = "bulk_labels"
 def cell_type_key() -> str:
     """Cell-type column of :func:`cgmvae.data.pbmc68k_reduced`."""
     return CELL_TYPE_KEY
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def http_mirror(tmp_path) -> Iterator[tuple[Path, str]]:
+    """A folder served over HTTP on localhost: ``(folder, base URL ending in /)``.
+
+    Downloads are tested against it, so no test needs the network.
+    """
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")

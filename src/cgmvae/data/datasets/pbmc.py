@@ -1,4 +1,4 @@
-"""Peripheral blood mononuclear cell (PBMC) datasets from 10x Genomics, as raw counts."""
+"""Peripheral blood mononuclear cell (PBMC) datasets as raw counts: 10x Genomics, Kang 2018."""
 
 from __future__ import annotations
 
@@ -189,3 +189,80 @@ def _pbmc3k_mtx_dir(download: bool) -> Path:
     with tarfile.open(archive) as tar:
         tar.extractall(root, filter="data")
     return mtx_dir
+
+
+#: Kang et al. (2018) IFN-β-stimulated and control PBMCs, the file pertpy and liana load.
+KANG2018_URL = "https://figshare.com/ndownloader/files/34464122"
+_KANG2018_FILE = "kang_counts_25k.h5ad"
+#: The source's column names → the names :func:`kang2018` gives them.
+_KANG2018_COLUMNS = {"label": "condition", "replicate": "donor"}
+
+
+def kang2018(*, download: bool = True) -> AnnData:
+    """Load the Kang et al. (2018) PBMCs, control and IFN-β-stimulated, as raw counts.
+
+    About 25,000 PBMCs of 8 lupus patients, each sample split into a control and a
+    6-hour IFN-β stimulation (Kang et al., Nat. Biotechnol. 36, 89–94, 2018,
+    doi:10.1038/nbt.4042; GEO GSE96583), in the processed file that pertpy distributes
+    (figshare, about 40 MB). It is downloaded once into :func:`~cgmvae.data.data_dir`
+    ``/kang2018`` with pooch. Its checksum is not pinned yet (no machine of this project
+    could reach figshare); pooch logs the file's SHA256 on the first download.
+
+    Parameters
+    ----------
+    download
+        Whether to download the file when it is not in the cache.
+
+    Returns
+    -------
+    AnnData
+        ``.X`` and ``.layers["counts"]`` hold the counts (CSR, float32 integers);
+        ``.obs`` has ``condition`` (``ctrl`` / ``stim``), ``donor`` and ``cell_type``
+        (categoricals) and the source's other columns.
+
+    Raises
+    ------
+    DatasetNotAvailableError
+        If the file is not cached and could not be downloaded, or lacks those columns.
+    """
+    path = _cache.data_dir() / "kang2018" / _KANG2018_FILE
+    if not path.is_file():
+        if not download:
+            raise _cache.DatasetNotAvailableError(
+                f"Kang 2018 is not in the cache ({path}). Call kang2018(download=True) on a "
+                "machine with internet, or copy the file there by hand from "
+                f"{KANG2018_URL}."
+            )
+        try:
+            _cache.download(KANG2018_URL, path)
+        except OSError as error:
+            raise _cache.DatasetNotAvailableError(
+                f"Kang 2018 has no offline copy and downloading it failed ({error}). It needs "
+                f"internet once (about 40 MB from {KANG2018_URL}); or copy the file by hand "
+                f"to {path}."
+            ) from error
+    return _read_kang2018(str(path)).copy()
+
+
+@lru_cache(maxsize=1)
+def _read_kang2018(path: str) -> AnnData:
+    import anndata
+
+    source = anndata.read_h5ad(path)
+    obs = source.obs.rename(columns=_KANG2018_COLUMNS)
+    missing = [key for key in ("condition", "donor", "cell_type") if key not in obs]
+    if missing:
+        raise _cache.DatasetNotAvailableError(
+            f"{path} is not the expected Kang 2018 file: .obs lacks {missing} (it has "
+            f"{list(source.obs.columns)}). Delete it and download it again."
+        )
+    for key in ("condition", "donor", "cell_type"):
+        obs[key] = obs[key].astype(str).astype("category")
+    counts = sp.csr_matrix(source.X, dtype=np.float32)
+    if counts.nnz and not np.array_equal(counts.data, np.rint(counts.data)):
+        raise _cache.DatasetNotAvailableError(
+            f"{path} does not hold raw integer counts in .X. Delete it and download it again."
+        )
+    adata = AnnData(X=counts, obs=obs, var=pd.DataFrame(index=source.var_names.astype(str)))
+    adata.layers["counts"] = counts.copy()
+    return adata
