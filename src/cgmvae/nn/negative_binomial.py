@@ -43,7 +43,7 @@ class GeneNegativeBinomial(NegativeBinomial):
 
     ``log_prob`` equals :func:`scvi.distributions.NegativeBinomial.log_prob` but evaluates
     the log-gamma terms once per gene and only at non-zero counts, and their gradient
-    (digamma) likewise: on sparse counts it is several times faster, forward and backward.
+    (digamma) likewise (measured in ``benchmarks/results/profile_findings.md``).
 
     Parameters
     ----------
