@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import scvi
+import torch
 from anndata import AnnData
 from scipy.linalg import subspace_angles
 
@@ -61,6 +62,21 @@ def test_vae_accepts_every_likelihood_on_suitable_data(quiet, likelihood, seeded
     model = VAE(adata, n_hidden=16, n_latent=2, likelihood=likelihood)
     model.train(max_epochs=2, **quiet)
     assert np.isfinite(model.history["elbo_train"].to_numpy(dtype=float)).all()
+
+
+@pytest.mark.parametrize("model_cls", MODELS, ids=lambda c: c.__name__)
+def test_network_size_defaults_follow_the_likelihood(model_cls):
+    adata = AnnData(np.random.default_rng(0).random((20, 6), dtype=np.float32))
+    model_cls.setup_anndata(adata)
+    images = model_cls(adata, likelihood="bernoulli")
+    continuous = model_cls(adata, likelihood="gaussian", n_layers=3)
+
+    def widths(model):
+        layers = model.module.encoder.hidden.modules()
+        return [layer.out_features for layer in layers if isinstance(layer, torch.nn.Linear)]
+
+    assert widths(images) == [512, 512]
+    assert widths(continuous) == [128, 128, 128]
 
 
 def test_bernoulli_rejects_values_outside_unit_interval():

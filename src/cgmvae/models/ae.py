@@ -28,9 +28,10 @@ class AE(BaseAutoencoderModel):
     n_latent
         Dimension of the code.
     n_hidden
-        Width of the hidden layers.
+        Width of the hidden layers; ``None``: 512 for ``"bernoulli"`` (images), else 128.
     n_layers
-        Number of hidden layers in encoder and decoder.
+        Number of hidden layers in encoder and decoder; ``None``: 2 for ``"bernoulli"``,
+        else 1.
     dropout_rate
         Dropout in the hidden layers (ignored when ``linear``).
     likelihood
@@ -57,8 +58,8 @@ class AE(BaseAutoencoderModel):
         adata: AnnData | None = None,
         registry: dict | None = None,
         n_latent: int = 10,
-        n_hidden: int = 128,
-        n_layers: int = 1,
+        n_hidden: int | None = None,
+        n_layers: int | None = None,
         dropout_rate: float = 0.1,
         likelihood: Likelihood = "gaussian",
         linear: bool = False,

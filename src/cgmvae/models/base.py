@@ -26,7 +26,7 @@ from scvi.data.fields import (
 from scvi.dataloaders import DataSplitter
 from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
 
-from cgmvae.constants import COUNT_LIKELIHOODS, REGISTRY_KEYS
+from cgmvae.constants import COUNT_LIKELIHOODS, REGISTRY_KEYS, network_size
 from cgmvae.models.safeguards import SafeguardsMixin, atomic_folder
 from cgmvae.modules.base import AutoencoderModule
 from cgmvae.train.checkpoints import LAST_CHECKPOINT, PeriodicCheckpoint
@@ -79,6 +79,9 @@ class BaseAutoencoderModel(
     def __init__(
         self, adata: AnnData | None = None, registry: dict | None = None, **module_kwargs
     ):
+        module_kwargs["n_hidden"], module_kwargs["n_layers"] = network_size(
+            module_kwargs["likelihood"], module_kwargs["n_hidden"], module_kwargs["n_layers"]
+        )
         check_model_params(**module_kwargs)
         super().__init__(adata, registry)
         if adata is not None:

@@ -38,9 +38,10 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
     n_latent
         Dimension of z.
     n_hidden
-        Width of the hidden layers.
+        Width of the hidden layers; ``None``: 512 for ``"bernoulli"`` (images), else 128.
     n_layers
-        Number of hidden layers in encoder and decoder.
+        Number of hidden layers in encoder and decoder; ``None``: 2 for ``"bernoulli"``,
+        else 1.
     dropout_rate
         Dropout in the hidden layers.
     likelihood
@@ -78,8 +79,8 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
         n_clusters: int = 10,
         components_per_cluster: int = 4,
         n_latent: int = 10,
-        n_hidden: int = 128,
-        n_layers: int = 1,
+        n_hidden: int | None = None,
+        n_layers: int | None = None,
         dropout_rate: float = 0.1,
         likelihood: Likelihood = "nb",
         beta: float = 1.0,

@@ -24,7 +24,8 @@ class VAE(BaseAutoencoderModel):
     registry
         A saved data registry, used by :meth:`load` when no AnnData is given.
     n_latent, n_hidden, n_layers, dropout_rate
-        Network sizes.
+        Network sizes; ``n_hidden``/``n_layers`` ``None``: 512 × 2 for ``"bernoulli"``
+        (images), else 128 × 1.
     likelihood
         ``"nb"`` (default), ``"zinb"``, ``"poisson"``, ``"gaussian"``, ``"bernoulli"``.
     beta
@@ -47,8 +48,8 @@ class VAE(BaseAutoencoderModel):
         adata: AnnData | None = None,
         registry: dict | None = None,
         n_latent: int = 10,
-        n_hidden: int = 128,
-        n_layers: int = 1,
+        n_hidden: int | None = None,
+        n_layers: int | None = None,
         dropout_rate: float = 0.1,
         likelihood: Likelihood = "nb",
         beta: float = 1.0,
