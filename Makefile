@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: venv install install-test data demo test lint docs clean
+.PHONY: venv install install-test data demo test lint docs docs-check tutorials clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,21 @@ lint: install-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# Warnings are errors. CGMVAE_DOCS_OFFLINE=1 skips the intersphinx inventories (no network).
 docs: install
 	$(BIN)/python -m pip install --quiet -e ".[docs]"
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build
 
+# Screenshots of the built pages in headless Chromium; fails on broken images, untypeset
+# math and dead internal links (Debian's chromium: apt-get install chromium).
+docs-check: docs
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/python scripts/docs_check.py docs/_build
+
+# Execute every tutorial notebook in place at its full settings (needs `make data`).
+tutorials: install data
+	$(BIN)/python -m pip install --quiet -e ".[tutorials]"
+	$(BIN)/python tutorials/run.py
+
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) results .pytest_cache docs/_build

@@ -1,7 +1,8 @@
-"""Plots: latent UMAPs, training histories, image grids."""
+"""Plots: latent UMAPs, training histories, image grids, cluster composition."""
 
+from cgmvae.pl.composition import cluster_composition
 from cgmvae.pl.embedding import latent_umap
 from cgmvae.pl.history import training_history
 from cgmvae.pl.images import image_grid
 
-__all__ = ["image_grid", "latent_umap", "training_history"]
+__all__ = ["cluster_composition", "image_grid", "latent_umap", "training_history"]
