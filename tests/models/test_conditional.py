@@ -231,7 +231,7 @@ def test_cgmvae_image_clusters_ignore_a_contrast_condition(quiet, seeded):
 
     adata = images_with_a_contrast_condition()
     CGMVAE.setup_anndata(adata, condition_key="condition")
-    model = CGMVAE(adata, n_clusters=4, likelihood="bernoulli", n_hidden=64)
+    model = CGMVAE(adata, n_clusters=4, likelihood="bernoulli")
     model.train(max_epochs=60, **quiet)
     gain = model.module.condition_adapter.gain.flatten()
     assert gain[1].item() == 1.0 and gain[0].item() == pytest.approx(0.5, abs=0.05)
