@@ -14,6 +14,7 @@ from cgmvae.constants import (
     check_condition_effect,
 )
 from cgmvae.train import PlaceConditionEffect
+from cgmvae.train.effect_placement import MIN_EFFECT_GROUPS
 
 COUNTERFACTUAL_SD_LAYER = "counterfactual_sd"
 
@@ -77,11 +78,12 @@ class ConditionalMixin:
     def train(self, max_epochs: int | None = None, **kwargs):
         """Train; an additive or affine condition effect starts from the data.
 
-        See :class:`~cgmvae.train.PlaceConditionEffect`; other arguments as for the model
-        class's ``train``.
+        See :class:`~cgmvae.train.PlaceConditionEffect` (with ``n_groups`` the number of
+        clusters, at least :data:`~cgmvae.train.effect_placement.MIN_EFFECT_GROUPS`); other
+        arguments as for the model class's ``train``.
         """
-        n_groups = getattr(getattr(self.module, "prior", None), "n_clusters", 10)
-        start = PlaceConditionEffect(n_groups=n_groups)
+        n_clusters = getattr(getattr(self.module, "prior", None), "n_clusters", 0)
+        start = PlaceConditionEffect(n_groups=max(MIN_EFFECT_GROUPS, n_clusters))
         kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), start]
         return super().train(max_epochs, **kwargs)
 

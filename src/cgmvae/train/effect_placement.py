@@ -12,6 +12,11 @@ from cgmvae.nn.condition_effect import observed_pairs
 from cgmvae.train.distributed import share_from_rank_zero
 from cgmvae.train.placement import kmeans_labels
 
+#: Fewest k-means groups the shared response is estimated from. With as few groups as a
+#: CGMVAE's 4 clusters, a group can mix cell types differently under the two conditions;
+#: 10 groups scored better on held-out types (``benchmarks/results/counterfactual_ablation.md``).
+MIN_EFFECT_GROUPS = 10
+
 
 class PlaceConditionEffect(Callback):
     """Start the shared condition response at a pseudo-bulk estimate, before training.
