@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 #: Poisson standard errors the shared response's median is shrunk by (1 scored at least as
-#: well as 2 on 10 of 12 held-out groups, ``benchmarks/results/counterfactual_ablation.md``).
+#: well as 2 on 9–10 of 12 held-out groups, ``benchmarks/results/counterfactual_ablation.md``).
 SHARED_THRESHOLD_SE = 1.0
 
 #: Standard errors a cluster's change beyond the shared response is shrunk by.
