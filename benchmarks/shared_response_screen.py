@@ -23,7 +23,7 @@ import torch
 from counterfactual import SIMULATIONS, pbmc_tasks, score, simulator_tasks
 
 from cgmvae.nn.condition_effect import pseudo_bulk_changes, soft_threshold
-from cgmvae.train.effect_placement import every_condition_observed, group_cells, sum_per_group
+from cgmvae.train.effect_placement import pool_groups
 
 from harness import RESULTS
 
@@ -36,12 +36,7 @@ def pooled_groups(task, n_groups: int, seed: int):
     """Counts, libraries and cells per (k-means group, condition), as the callback pools them."""
     counts = torch.as_tensor(task.train.layers["counts"].toarray(), dtype=torch.float32)
     codes = torch.as_tensor((task.train.obs["condition"] == task.target).to_numpy().astype(int))
-    while True:
-        groups = torch.as_tensor(group_cells(counts, codes, n_groups, 20, seed))
-        summed = sum_per_group(counts, codes, groups, int(groups.max()) + 1, 2)
-        if n_groups == 1 or every_condition_observed(summed[2]):
-            return summed
-        n_groups //= 2
+    return pool_groups(counts, codes, n_groups, 2, 20, seed)
 
 
 def shared_estimate(summed, n_se: float, estimator: str) -> np.ndarray:

@@ -79,15 +79,33 @@ class PlaceConditionEffect(Callback):
 
     def _place_shared(self, trainer: Trainer, effect: torch.nn.Module) -> None:
         counts, conditions = collect_cells(trainer.train_dataloader, self.max_cells)
-        n_groups, n_conditions = self.n_groups, effect.shared.shape[0] + 1
-        while True:
-            groups = group_cells(counts, conditions, n_groups, self.n_components, self.seed)
-            groups = torch.as_tensor(groups)
-            summed = sum_per_group(counts, conditions, groups, int(groups.max()) + 1, n_conditions)
-            if n_groups == 1 or every_condition_observed(summed[2]):
-                break
-            n_groups //= 2  # groups split by condition: coarser groups
+        summed = pool_groups(
+            counts, conditions, self.n_groups, effect.shared.shape[0] + 1,
+            self.n_components, self.seed,
+        )  # fmt: skip
         effect.place_shared(*(part.to(effect.shared.device) for part in summed))
+
+
+def pool_groups(
+    counts: torch.Tensor,
+    conditions: torch.Tensor,
+    n_groups: int,
+    n_conditions: int,
+    n_components: int,
+    seed: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sum cells per (k-means group, condition), as :meth:`ConditionEffect.place_shared` takes.
+
+    Starts with ``n_groups`` groups (:func:`group_cells`) and halves them until every
+    condition has a group observed under it and under the reference (or one group is left).
+    Returns what :func:`sum_per_group` returns.
+    """
+    while True:
+        groups = torch.as_tensor(group_cells(counts, conditions, n_groups, n_components, seed))
+        summed = sum_per_group(counts, conditions, groups, int(groups.max()) + 1, n_conditions)
+        if n_groups == 1 or every_condition_observed(summed[2]):
+            return summed
+        n_groups //= 2  # groups split by condition: coarser groups
 
 
 @torch.no_grad()
