@@ -30,6 +30,7 @@ import scvi
 from cgmvae import CGMVAE
 from cgmvae.data import pbmc68k_reduced
 from cgmvae.metrics import cluster_scores
+from cgmvae.train.placement import leiden_with_k
 
 from harness import write_results
 
@@ -37,20 +38,12 @@ N_TYPES = 10
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False}
 
 
-def leiden_with_k(adata, n_clusters: int, seed: int) -> pd.Series:
+def leiden_clusters(adata, n_clusters: int, seed: int) -> pd.Series:
     """Leiden clusters on ``adata``'s neighbour graph, resolution bisected to give K."""
-    low, high = 0.01, 5.0
-    for _ in range(30):
-        resolution = (low + high) / 2
-        sc.tl.leiden(
-            adata, resolution=resolution, random_state=seed, key_added="leiden",
-            flavor="igraph", n_iterations=2, directed=False,
-        )  # fmt: skip
-        found = adata.obs["leiden"].nunique()
-        if found == n_clusters:
-            break
-        low, high = (resolution, high) if found < n_clusters else (low, resolution)
-    return adata.obs["leiden"]
+    communities = leiden_with_k(adata, n_clusters, seed)
+    if communities is None:
+        raise RuntimeError(f"No Leiden resolution gave {n_clusters} clusters (seed {seed}).")
+    return communities
 
 
 def cgmvae_clusters(adata, seed: int) -> pd.Series:
@@ -68,7 +61,7 @@ def scvi_leiden_clusters(adata, seed: int) -> pd.Series:
     model.train(**QUIET)
     adata.obsm["X_scVI"] = model.get_latent_representation()
     sc.pp.neighbors(adata, use_rep="X_scVI", random_state=seed)
-    return leiden_with_k(adata, N_TYPES, seed)
+    return leiden_clusters(adata, N_TYPES, seed)
 
 
 def pca_leiden_clusters(adata, seed: int) -> pd.Series:
@@ -77,7 +70,7 @@ def pca_leiden_clusters(adata, seed: int) -> pd.Series:
     sc.pp.log1p(adata)
     sc.pp.pca(adata, n_comps=50, random_state=seed)
     sc.pp.neighbors(adata, random_state=seed)
-    return leiden_with_k(adata, N_TYPES, seed)
+    return leiden_clusters(adata, N_TYPES, seed)
 
 
 METHODS = {

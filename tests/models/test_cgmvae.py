@@ -6,6 +6,7 @@ import scipy.sparse as sp
 import scvi
 
 from cgmvae import CGMVAE
+from cgmvae.data import simulate
 from cgmvae.metrics import cluster_scores
 from cgmvae.models.base import default_max_epochs
 
@@ -198,6 +199,16 @@ def test_bf16_mixed_precision_keeps_finite_count_losses_and_the_clusters(
     assert scores["ari"] >= 0.9, scores
 
 
+@pytest.mark.parametrize("cluster_refine", [0.5, 0.2, 1.5, "late"])
+def test_a_second_placement_must_come_after_the_first(sim_adata, cluster_refine):
+    adata = sim_adata.copy()
+    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    model = CGMVAE(adata, n_clusters=4)
+    with pytest.raises(ValueError, match=r"cluster_refine must be a fraction in \(cluster_init"):
+        model.train(max_epochs=2, cluster_init=0.5, cluster_refine=cluster_refine)
+    assert not model.is_trained
+
+
 def test_placement_on_a_subsample_says_so_and_still_finds_the_clusters(quiet, sim_adata, seeded):
     import logging
 
@@ -216,5 +227,29 @@ def test_placement_on_a_subsample_says_so_and_still_finds_the_clusters(quiet, si
     assert messages[0].startswith("Placing the mixture on 300 randomly chosen of the 800 training")
     assert messages[1].startswith("Placed the mixture's 4 clusters by")
     assert "on 300 cells" in messages[1]
+    # count likelihoods place the mixture again after 3/4 of the epochs, by Leiden, or by
+    # k-means where no resolution gives 4 communities (the log says which)
+    assert messages[2] == "Placing the mixture again after 30 epochs (cluster_refine)."
+    again = messages[3:]
+    assert again[0].startswith("Placing the mixture on 300 randomly chosen")
+    assert again[-1].startswith("Placed the mixture's 4 clusters by")
+    assert "on 300 cells" in again[-1]
+    assert "by leiden" in again[-1] or again[1].startswith("No Leiden resolution gave 4 groups")
     clusters = model.get_cluster_assignments()
     assert cluster_scores(adata.obs["cluster"], clusters)["ari"] > 0.9
+
+
+def test_the_late_second_placement_recovers_weak_clusters_the_first_one_merged(quiet):
+    # Six clusters with weak markers; at seed 1 the first placement (after half of the 400
+    # default epochs) merges clusters and the mixture stays there (ARI 0.37 with
+    # cluster_refine=None); the Leiden placement on the latent trained since finds them.
+    adata = simulate(
+        counts_layer="counts", n_obs=900, n_vars=200, n_clusters=6, n_conditions=2, seed=0,
+        marker_log_fold_change=1.0,
+    )  # fmt: skip
+    scvi.settings.seed = 1
+    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    model = CGMVAE(adata, n_clusters=6)
+    model.train(**quiet)
+    scores = cluster_scores(adata.obs["cluster"], model.get_cluster_assignments())
+    assert scores["ari"] >= 0.9, scores

@@ -10,6 +10,8 @@ from cgmvae.train.placement import (
     cluster_latent,
     consensus_partition,
     cut_fraction,
+    leiden_labels,
+    leiden_with_k,
     match_labelled_clusters,
     placement_rows,
     split_clusters,
@@ -72,8 +74,35 @@ def test_placement_clusters_a_subsample_of_large_data():
     assert np.array_equal(placement_rows(50, 100, seed=0), np.arange(50))
 
 
+def test_leiden_placement_follows_elongated_clusters_with_exactly_k_groups():
+    latent, bars = tilted_bars()
+    by_leiden = cluster_latent(latent, 3, "leiden")
+    assert np.unique(by_leiden).size == 3
+    assert clustering_accuracy(bars, by_leiden) > 0.95
+    assert cut_fraction(latent, by_leiden) <= cut_fraction(latent, bars) + 0.01
+
+
+def test_leiden_without_a_resolution_for_k_says_so_and_placement_falls_back_to_kmeans():
+    latent, _ = tilted_bars(n_per_bar=20)
+    assert leiden_labels(latent, 50, seed=0) is None  # 60 points, 15 neighbours each
+    fallback = cluster_latent(latent, 50, "leiden")
+    assert np.array_equal(fallback, cluster_latent(latent, 50, "kmeans"))
+
+
+def test_leiden_with_k_leaves_the_graph_anndata_as_it_was():
+    import anndata
+    import scanpy as sc
+
+    latent, _ = tilted_bars()
+    graph = anndata.AnnData(latent.astype(np.float32))
+    sc.pp.neighbors(graph, use_rep="X")
+    communities = leiden_with_k(graph, 3, seed=0)
+    assert communities.nunique() == 3 and list(communities.index) == list(graph.obs_names)
+    assert "leiden" not in graph.obs and "leiden" not in graph.uns
+
+
 def test_unknown_placement_names_the_choices():
-    with pytest.raises(ValueError, match=r"'auto'.*'umap'.*'kmeans'"):
+    with pytest.raises(ValueError, match=r"'auto'.*'umap'.*'kmeans'.*'leiden'"):
         check_placement("spectral")
 
 

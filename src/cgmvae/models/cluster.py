@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
 
-from cgmvae.constants import MODULE_KEYS, REGISTRY_KEYS, PlacementMethod
+from cgmvae.constants import CLUSTER_REFINE, MODULE_KEYS, REGISTRY_KEYS, PlacementMethod
 from cgmvae.models.base import default_max_epochs
 from cgmvae.train.mixture_placement import PlaceMixture
 
-PLACEMENT_ARGUMENTS = ("cluster_init", "cluster_placement", "placement_max_cells")
+PLACEMENT_ARGUMENTS = (
+    "cluster_init",
+    "cluster_placement",
+    "placement_max_cells",
+    "cluster_refine",
+)
 
 
 class ClusterMixin:
@@ -59,6 +66,7 @@ class ClusterMixin:
         cluster_init: float = 0.5,
         cluster_placement: PlacementMethod = "auto",
         placement_max_cells: int = 20_000,
+        cluster_refine: float | Literal["auto"] | None = "auto",
         early_stopping: bool = False,
         **kwargs,
     ):
@@ -77,6 +85,13 @@ class ClusterMixin:
             :func:`~cgmvae.train.placement.cluster_latent`.
         placement_max_cells
             Cluster at most this many randomly chosen training cells.
+        cluster_refine
+            Fraction of the epochs after which the components are placed a second time, by
+            Leiden communities of the latent trained since; ``None`` places them once.
+            ``"auto"``: 0.75 for count likelihoods, where it lifted the clusters (PBMC
+            68k-reduced ARI 0.487 → 0.505), ``None`` for the others, where it did not
+            (:data:`~cgmvae.constants.CLUSTER_REFINE`). A further ``train`` call on a
+            placed model places again at that point; pass ``None`` to just train on.
         early_stopping
             Stop when the validation ELBO stops improving, but never before the mixture
             has been placed and trained for a quarter of the remaining epochs.
@@ -85,7 +100,11 @@ class ClusterMixin:
             trainer arguments, ...).
         """
         max_epochs = max_epochs or default_max_epochs(self.adata.n_obs)
-        placement = PlaceMixture(cluster_init, cluster_placement, placement_max_cells)
+        if cluster_refine == "auto":
+            cluster_refine = CLUSTER_REFINE.get(self.module.likelihood)
+        placement = PlaceMixture(
+            cluster_init, cluster_placement, placement_max_cells, cluster_refine=cluster_refine
+        )
         kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), placement]
         if early_stopping:
             placed = placement.placement_epoch(max_epochs)

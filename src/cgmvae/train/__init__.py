@@ -4,7 +4,13 @@ from cgmvae.train.checkpoints import PeriodicCheckpoint
 from cgmvae.train.distributed import share_from_rank_zero
 from cgmvae.train.effect_placement import PlaceConditionEffect
 from cgmvae.train.mixture_placement import PlaceMixture
-from cgmvae.train.placement import cluster_latent, consensus_partition, cut_fraction
+from cgmvae.train.placement import (
+    cluster_latent,
+    consensus_partition,
+    cut_fraction,
+    leiden_labels,
+    leiden_with_k,
+)
 from cgmvae.train.plan import AutoencoderTrainingPlan
 
 __all__ = [
@@ -15,5 +21,7 @@ __all__ = [
     "cluster_latent",
     "consensus_partition",
     "cut_fraction",
+    "leiden_labels",
+    "leiden_with_k",
     "share_from_rank_zero",
 ]

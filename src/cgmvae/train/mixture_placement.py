@@ -33,19 +33,25 @@ class PlaceMixture(Callback):
     (:func:`~cgmvae.train.placement.cluster_latent`; when every cluster has labelled cells,
     :func:`~cgmvae.train.placement.spread_labels`), matched to known labels if any, split
     into each cluster's components and written into the prior. If training stops earlier,
-    the components are placed when it ends.
+    the components are placed when it ends. With ``cluster_refine``, the components are
+    placed once more after that fraction of the epochs, by Leiden communities of the
+    latent the mixture has trained since (the components barely leave their first
+    places, while the latent keeps improving).
 
     Parameters
     ----------
     cluster_init
         Fraction of the epochs after which the components are placed.
     cluster_placement
-        ``"auto"``, ``"umap"`` or ``"kmeans"``, see
+        ``"auto"``, ``"umap"``, ``"kmeans"`` or ``"leiden"``, see
         :func:`~cgmvae.train.placement.cluster_latent`.
     placement_max_cells
         Cluster at most this many randomly chosen training cells.
     seed
         Random state of the placement; ``None`` uses ``scvi.settings.seed``.
+    cluster_refine
+        Fraction of the epochs after which the components are placed again (by
+        ``"leiden"``), later than ``cluster_init``; ``None`` places them once.
     """
 
     def __init__(
@@ -54,9 +60,18 @@ class PlaceMixture(Callback):
         cluster_placement: PlacementMethod = "auto",
         placement_max_cells: int = 20_000,
         seed: int | None = None,
+        cluster_refine: float | None = None,
     ):
         if not 0.0 <= cluster_init <= 1.0:
             raise ValueError(f"cluster_init must be a fraction in [0, 1], got {cluster_init}.")
+        if cluster_refine is not None and not (
+            isinstance(cluster_refine, int | float) and cluster_init < cluster_refine <= 1.0
+        ):
+            raise ValueError(
+                f"cluster_refine must be a fraction in (cluster_init, 1] = ({cluster_init}, 1], "
+                f"got {cluster_refine}; pass cluster_refine=None to place the mixture once."
+            )
+        self.cluster_refine = cluster_refine
         self.cluster_init = cluster_init
         self.cluster_placement = check_placement(cluster_placement)
         self.placement_max_cells = placement_max_cells
@@ -66,29 +81,46 @@ class PlaceMixture(Callback):
         """Return the number of epochs after which the components are placed (at least 1)."""
         return max(1, round(self.cluster_init * max_epochs))
 
+    def refine_epoch(self, max_epochs: int) -> int | None:
+        """Return the number of epochs after which the components are placed again."""
+        if self.cluster_refine is None:
+            return None
+        return max(self.placement_epoch(max_epochs) + 1, round(self.cluster_refine * max_epochs))
+
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Place the components once ``cluster_init`` of the epochs are done."""
-        if trainer.current_epoch + 1 >= self.placement_epoch(trainer.max_epochs):
+        """Place the components once ``cluster_init`` of the epochs are done, and refine."""
+        epochs_done = trainer.current_epoch + 1
+        if epochs_done >= self.placement_epoch(trainer.max_epochs):
             self.place(trainer, pl_module.module)
+        if epochs_done == self.refine_epoch(trainer.max_epochs):
+            logger.info("Placing the mixture again after %d epochs (cluster_refine).", epochs_done)
+            self.place(trainer, pl_module.module, method="leiden", again=True)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Place the components if training stopped before ``cluster_init``."""
         self.place(trainer, pl_module.module)
 
-    def place(self, trainer: Trainer, module: torch.nn.Module) -> None:
-        """Cluster the training latent and initialise ``module.prior`` (once).
+    def place(
+        self,
+        trainer: Trainer,
+        module: torch.nn.Module,
+        method: PlacementMethod | None = None,
+        again: bool = False,
+    ) -> None:
+        """Cluster the training latent and initialise ``module.prior``.
 
-        In a distributed run, rank 0 places the mixture on its shard of the training cells
-        and every process receives the result.
+        Only once, unless ``again``; ``method`` overrides ``cluster_placement``. In a
+        distributed run, rank 0 places the mixture on its shard of the training cells and
+        every process receives the result.
         """
-        if bool(module.prior.initialized):
+        if bool(module.prior.initialized) and not again:
             return
         if trainer.is_global_zero:
-            self._place_on_latent(trainer, module)
+            self._place_on_latent(trainer, module, method or self.cluster_placement)
         effect = getattr(module, "condition_effect", None)
         share_from_rank_zero(trainer, module.prior, *([effect] if effect is not None else []))
 
-    def _place_on_latent(self, trainer: Trainer, module: torch.nn.Module) -> None:
+    def _place_on_latent(self, trainer: Trainer, module: torch.nn.Module, method: str) -> None:
         prior = module.prior
         latent, targets, labelled = training_latent(module, trainer.train_dataloader)
         rows = placement_rows(len(latent), self.placement_max_cells, self.seed)
@@ -107,7 +139,7 @@ class PlaceMixture(Callback):
             targets, labelled = targets[rows], labelled[rows]
             clusters = spread_labels(latent, targets, labelled)
         if clusters is None:
-            clusters = cluster_latent(latent, prior.n_clusters, self.cluster_placement, self.seed)
+            clusters = cluster_latent(latent, prior.n_clusters, method, self.seed)
         if targets is not None and labelled.any():
             clusters, anchors = match_labelled_clusters(latent, clusters, targets, labelled)
         components = split_clusters(

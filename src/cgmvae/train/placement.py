@@ -26,7 +26,8 @@ def check_placement(method: str) -> str:
         PLACEMENT_METHODS,
         "'auto' (the better of the two others by the neighbour edges it cuts, the default), "
         "'umap' (a Gaussian mixture on a UMAP embedding of the latent) or 'kmeans' (k-means "
-        "on the latent).",
+        "on the latent) or 'leiden' (Leiden communities of the latent's neighbour graph, "
+        "resolution searched for n_clusters; the late second placement, cluster_refine).",
     )
 
 
@@ -54,11 +55,15 @@ def cluster_latent(
     the latent cannot follow. One mixture depends much on its initialisation, so
     :data:`GMM_RESTARTS` are fitted and their consensus (:func:`consensus_partition`) is
     kept. ``"kmeans"`` runs k-means (10 restarts) on the latent itself.
-    ``"auto"`` computes both and keeps the one that cuts the fewest edges of the latent's
-    ``n_neighbors``-nearest-neighbour graph (:func:`cut_fraction`); when both cut about as
-    few (within :data:`CUT_TOLERANCE`), the one with the smaller within-cluster sum of
-    squares. UMAP wins where clusters are curved (MNIST), k-means where they are compact
-    blobs that UMAP breaks into fragments (small, well-separated cell types).
+    ``"leiden"`` partitions the latent's neighbour graph into Leiden communities
+    (:func:`leiden_labels`), falling back to k-means where no resolution gives exactly
+    ``n_clusters``; it is not one of ``"auto"``'s candidates (it cuts the fewest edges by
+    construction). ``"auto"`` computes the first two and keeps the one that cuts the
+    fewest edges of the latent's ``n_neighbors``-nearest-neighbour graph
+    (:func:`cut_fraction`); when both cut about as few (within :data:`CUT_TOLERANCE`), the
+    one with the smaller within-cluster sum of squares. UMAP wins where clusters are curved
+    (MNIST), k-means where they are compact blobs that UMAP breaks into fragments (small,
+    well-separated cell types).
     """
     check_placement(method)
     start = time.perf_counter()
@@ -69,6 +74,13 @@ def cluster_latent(
         candidates["kmeans"] = kmeans_labels(latent, n_clusters, seed)
     if method in ("auto", "umap"):
         candidates["umap"] = _umap_gmm_labels(latent, n_clusters, seed, n_neighbors)
+    if method == "leiden":
+        communities = leiden_labels(latent, n_clusters, seed, n_neighbors)
+        if communities is not None:
+            candidates["leiden"] = communities
+        else:
+            logger.info("No Leiden resolution gave %d groups; placing by k-means.", n_clusters)
+            candidates["kmeans"] = kmeans_labels(latent, n_clusters, seed)
     chosen = _best_partition(latent, candidates, n_neighbors)
     logger.info(
         "Placed the mixture's %d clusters by %s on %d cells in %.1f s.",
@@ -78,6 +90,52 @@ def cluster_latent(
         time.perf_counter() - start,
     )
     return candidates[chosen]
+
+
+def leiden_labels(
+    latent: np.ndarray,
+    n_clusters: int,
+    seed: int | None = 0,
+    n_neighbors: int = 15,
+) -> np.ndarray | None:
+    """Leiden communities of the rows of ``latent``, exactly ``n_clusters`` of them.
+
+    Builds scanpy's neighbour graph of the latent and searches the resolution
+    (:func:`leiden_with_k`). Returns ``None`` when no resolution gives ``n_clusters``.
+    """
+    import anndata
+    import scanpy as sc
+
+    graph = anndata.AnnData(np.asarray(latent, dtype=np.float32))
+    sc.pp.neighbors(
+        graph, n_neighbors=n_neighbors, use_rep="X", random_state=0 if seed is None else seed
+    )
+    communities = leiden_with_k(graph, n_clusters, seed)
+    return None if communities is None else communities.cat.codes.to_numpy()
+
+
+def leiden_with_k(adata, n_clusters: int, seed: int | None = 0, max_steps: int = 30):
+    """Leiden communities on ``adata``'s neighbour graph, resolution bisected to give K.
+
+    ``adata`` must hold a graph from :func:`scanpy.pp.neighbors`; it is left as it was.
+    Returns the communities as a categorical :class:`pandas.Series` over ``adata.obs_names``,
+    or ``None`` when ``max_steps`` bisection steps in resolution [0.01, 5] find none with
+    exactly ``n_clusters``.
+    """
+    import scanpy as sc
+
+    low, high = 0.01, 5.0
+    for _ in range(max_steps):
+        resolution = (low + high) / 2
+        communities = sc.tl.leiden(
+            adata, resolution=resolution, random_state=0 if seed is None else seed,
+            flavor="igraph", n_iterations=2, directed=False, copy=True,
+        ).obs["leiden"]  # fmt: skip
+        found = communities.nunique()
+        if found == n_clusters:
+            return communities
+        low, high = (resolution, high) if found < n_clusters else (low, resolution)
+    return None
 
 
 def match_labelled_clusters(
