@@ -6,7 +6,7 @@ import scipy.sparse as sp
 import scvi
 
 from cgmvae import CGMVAE
-from cgmvae.data import simulate
+from cgmvae.data import pbmc68k_reduced
 from cgmvae.metrics import cluster_scores
 from cgmvae.models.base import default_max_epochs
 
@@ -227,29 +227,26 @@ def test_placement_on_a_subsample_says_so_and_still_finds_the_clusters(quiet, si
     assert messages[0].startswith("Placing the mixture on 300 randomly chosen of the 800 training")
     assert messages[1].startswith("Placed the mixture's 4 clusters by")
     assert "on 300 cells" in messages[1]
-    # count likelihoods place the mixture again after 3/4 of the epochs, by Leiden, or by
-    # k-means where no resolution gives 4 communities (the log says which)
+    # count likelihoods place the mixture again after 3/4 of the epochs, by Leiden; where no
+    # resolution gives 4 communities the log says the mixture stays as placed
     assert messages[2] == "Placing the mixture again after 30 epochs (cluster_refine)."
     again = messages[3:]
     assert again[0].startswith("Placing the mixture on 300 randomly chosen")
-    assert again[-1].startswith("Placed the mixture's 4 clusters by")
-    assert "on 300 cells" in again[-1]
-    assert "by leiden" in again[-1] or again[1].startswith("No Leiden resolution gave 4 groups")
+    placed_by_leiden = "Placed the mixture's 4 clusters by leiden on 300 cells"
+    stayed = "No Leiden resolution gave 4 groups; the mixture stays as placed."
+    assert len(again) == 2 and (again[1] == stayed or again[1].startswith(placed_by_leiden))
     clusters = model.get_cluster_assignments()
     assert cluster_scores(adata.obs["cluster"], clusters)["ari"] > 0.9
 
 
-def test_the_late_second_placement_recovers_weak_clusters_the_first_one_merged(quiet):
-    # Six clusters with weak markers; at seed 1 the first placement (after half of the 400
-    # default epochs) merges clusters and the mixture stays there (ARI 0.37 with
-    # cluster_refine=None); the Leiden placement on the latent trained since finds them.
-    adata = simulate(
-        counts_layer="counts", n_obs=900, n_vars=200, n_clusters=6, n_conditions=2, seed=0,
-        marker_log_fold_change=1.0,
-    )  # fmt: skip
+def test_pbmc_clusters_gain_from_the_late_second_placement(quiet):
+    # PBMC 68k-reduced, seed 1: with cluster_refine=None the clusters stay at the first
+    # placement (ARI 0.465 and 0.473 in two runs); placed again by Leiden on the latent
+    # trained since, 0.529 in two runs (scVI + Leiden 0.499 on the same seed).
+    adata = pbmc68k_reduced()
     scvi.settings.seed = 1
-    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
-    model = CGMVAE(adata, n_clusters=6)
+    CGMVAE.setup_anndata(adata, layer="counts")
+    model = CGMVAE(adata, n_clusters=10)
     model.train(**quiet)
-    scores = cluster_scores(adata.obs["cluster"], model.get_cluster_assignments())
-    assert scores["ari"] >= 0.9, scores
+    scores = cluster_scores(adata.obs["bulk_labels"], model.get_cluster_assignments())
+    assert scores["ari"] >= 0.5, scores

@@ -90,8 +90,9 @@ class ClusterMixin:
             Leiden communities of the latent trained since; ``None`` places them once.
             ``"auto"``: 0.75 for count likelihoods, where it lifted the clusters (PBMC
             68k-reduced ARI 0.487 → 0.505), ``None`` for the others, where it did not
-            (:data:`~cgmvae.constants.CLUSTER_REFINE`). A further ``train`` call on a
-            placed model places again at that point; pass ``None`` to just train on.
+            (:data:`~cgmvae.constants.CLUSTER_REFINE`). Never with known labels. A further
+            ``train`` call on a placed model places again at that point; pass ``None`` to
+            just train on.
         early_stopping
             Stop when the validation ELBO stops improving, but never before the mixture
             has been placed and trained for a quarter of the remaining epochs.

@@ -15,6 +15,7 @@ from cgmvae.train.effect_placement import sum_per_group
 from cgmvae.train.placement import (
     check_placement,
     cluster_latent,
+    leiden_labels,
     match_labelled_clusters,
     placement_rows,
     split_clusters,
@@ -36,7 +37,8 @@ class PlaceMixture(Callback):
     the components are placed when it ends. With ``cluster_refine``, the components are
     placed once more after that fraction of the epochs, by Leiden communities of the
     latent the mixture has trained since (the components barely leave their first
-    places, while the latent keeps improving).
+    places, while the latent keeps improving). Not with known labels, whose placement
+    already follows the latent's neighbour graph (a second one lowered the accuracy).
 
     Parameters
     ----------
@@ -50,8 +52,9 @@ class PlaceMixture(Callback):
     seed
         Random state of the placement; ``None`` uses ``scvi.settings.seed``.
     cluster_refine
-        Fraction of the epochs after which the components are placed again (by
-        ``"leiden"``), later than ``cluster_init``; ``None`` places them once.
+        Fraction of the epochs after which the components are placed again (by Leiden
+        communities; they stay if no resolution gives one per cluster), later than
+        ``cluster_init``; ``None`` places them once.
     """
 
     def __init__(
@@ -92,35 +95,35 @@ class PlaceMixture(Callback):
         epochs_done = trainer.current_epoch + 1
         if epochs_done >= self.placement_epoch(trainer.max_epochs):
             self.place(trainer, pl_module.module)
-        if epochs_done == self.refine_epoch(trainer.max_epochs):
-            logger.info("Placing the mixture again after %d epochs (cluster_refine).", epochs_done)
-            self.place(trainer, pl_module.module, method="leiden", again=True)
+        if epochs_done != self.refine_epoch(trainer.max_epochs):
+            return
+        if getattr(pl_module.module, "n_labels", 0) > 0:
+            logger.info("Keeping the labelled placement: no second placement with known labels.")
+            return
+        logger.info("Placing the mixture again after %d epochs (cluster_refine).", epochs_done)
+        self.place(trainer, pl_module.module, again=True)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Place the components if training stopped before ``cluster_init``."""
         self.place(trainer, pl_module.module)
 
-    def place(
-        self,
-        trainer: Trainer,
-        module: torch.nn.Module,
-        method: PlacementMethod | None = None,
-        again: bool = False,
-    ) -> None:
+    def place(self, trainer: Trainer, module: torch.nn.Module, again: bool = False) -> None:
         """Cluster the training latent and initialise ``module.prior``.
 
-        Only once, unless ``again``; ``method`` overrides ``cluster_placement``. In a
-        distributed run, rank 0 places the mixture on its shard of the training cells and
-        every process receives the result.
+        Only once, unless ``again``: then by Leiden communities
+        (:func:`~cgmvae.train.placement.leiden_labels`), and the components stay where they
+        are if no resolution gives one community per cluster. In a distributed run, rank 0
+        places the mixture on its shard of the training cells and every process receives
+        the result.
         """
         if bool(module.prior.initialized) and not again:
             return
         if trainer.is_global_zero:
-            self._place_on_latent(trainer, module, method or self.cluster_placement)
+            self._place_on_latent(trainer, module, again)
         effect = getattr(module, "condition_effect", None)
         share_from_rank_zero(trainer, module.prior, *([effect] if effect is not None else []))
 
-    def _place_on_latent(self, trainer: Trainer, module: torch.nn.Module, method: str) -> None:
+    def _place_on_latent(self, trainer: Trainer, module: torch.nn.Module, again: bool) -> None:
         prior = module.prior
         latent, targets, labelled = training_latent(module, trainer.train_dataloader)
         rows = placement_rows(len(latent), self.placement_max_cells, self.seed)
@@ -138,8 +141,16 @@ class PlaceMixture(Callback):
         if targets is not None and labelled[rows].any():
             targets, labelled = targets[rows], labelled[rows]
             clusters = spread_labels(latent, targets, labelled)
+        if clusters is None and again:
+            clusters = leiden_labels(latent, prior.n_clusters, self.seed)
+            if clusters is None:
+                logger.info(
+                    "No Leiden resolution gave %d groups; the mixture stays as placed.",
+                    prior.n_clusters,
+                )
+                return
         if clusters is None:
-            clusters = cluster_latent(latent, prior.n_clusters, method, self.seed)
+            clusters = cluster_latent(latent, prior.n_clusters, self.cluster_placement, self.seed)
         if targets is not None and labelled.any():
             clusters, anchors = match_labelled_clusters(latent, clusters, targets, labelled)
         components = split_clusters(
