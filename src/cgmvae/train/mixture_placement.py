@@ -149,6 +149,11 @@ class PlaceMixture(Callback):
                     prior.n_clusters,
                 )
                 return
+            logger.info(
+                "Placed the mixture's %d clusters by leiden on %d cells.",
+                prior.n_clusters,
+                len(latent),
+            )
         if clusters is None:
             clusters = cluster_latent(latent, prior.n_clusters, self.cluster_placement, self.seed)
         if targets is not None and labelled.any():
