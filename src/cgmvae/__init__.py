@@ -10,9 +10,9 @@ import importlib
 import logging
 from importlib.metadata import version
 
-_MODELS = ("AE", "CGMVAE", "CVAE", "GMVAE", "VAE")
+_FROM_MODELS = ("AE", "CGMVAE", "CVAE", "GMVAE", "VAE", "select_n_clusters")
 _SUBPACKAGES = ("data", "metrics", "pl")
-__all__ = [*_MODELS, *_SUBPACKAGES]
+__all__ = [*_FROM_MODELS, *_SUBPACKAGES]
 __version__ = version("cgmvae")
 
 
@@ -43,7 +43,7 @@ _configure_logging()
 
 
 def __getattr__(name: str):
-    if name in _MODELS:
+    if name in _FROM_MODELS:
         return getattr(importlib.import_module("cgmvae.models"), name)
     if name in _SUBPACKAGES:
         return importlib.import_module(f"cgmvae.{name}")
