@@ -94,13 +94,13 @@ class LikelihoodHead(nn.Module):
                 return Bernoulli(logits=raw, validate_args=False)
             probs = affine[0] * torch.sigmoid(raw) + affine[1]
             return Bernoulli(probs=probs.clamp(1e-6, 1 - 1e-6), validate_args=False)
+        if self.likelihood == "nb":
+            return GeneNegativeBinomial(theta=self.log_theta.exp(), logits=raw, library=library)
         scale = torch.softmax(raw, dim=-1)
         mu = scale * library
         if self.likelihood == "poisson":
             return Poisson(mu.clamp_min(1e-8), validate_args=False, scale=scale)
         theta = self.log_theta.exp()
-        if self.likelihood == "nb":
-            return GeneNegativeBinomial(mu=mu, theta=theta, scale=scale)
         return ZeroInflatedNegativeBinomial(
             mu=mu,
             theta=theta.expand_as(mu),
@@ -112,4 +112,6 @@ class LikelihoodHead(nn.Module):
 
 def negative_log_likelihood(distribution: Distribution, x: torch.Tensor) -> torch.Tensor:
     """Return ``-log p(x)`` summed over features, one value per observation."""
+    if isinstance(distribution, GeneNegativeBinomial):
+        return -distribution.log_prob_sum(x)
     return -distribution.log_prob(x).sum(-1)

@@ -3,6 +3,7 @@
 from cgmvae.train.checkpoints import PeriodicCheckpoint
 from cgmvae.train.distributed import share_from_rank_zero
 from cgmvae.train.effect_placement import PlaceConditionEffect
+from cgmvae.train.epoch_metrics import EpochTotals
 from cgmvae.train.mixture_placement import PlaceMixture
 from cgmvae.train.placement import (
     cluster_latent,
@@ -15,6 +16,7 @@ from cgmvae.train.plan import AutoencoderTrainingPlan
 
 __all__ = [
     "AutoencoderTrainingPlan",
+    "EpochTotals",
     "PeriodicCheckpoint",
     "PlaceConditionEffect",
     "PlaceMixture",

@@ -9,6 +9,7 @@ import torch
 from scvi.train import TrainingPlan
 
 from cgmvae.train.distributed import touch_every_parameter
+from cgmvae.train.epoch_metrics import EpochTotals
 
 DIVERGENCE_HINT = (
     "Lower the learning rate (plan_kwargs={'lr': 1e-4}) or clip gradients "
@@ -55,6 +56,7 @@ class AutoencoderTrainingPlan(TrainingPlan):
         self.warmup_end = warmup_end
         kwargs.update(n_epochs_kl_warmup=None, n_steps_kl_warmup=None)
         super().__init__(module, **kwargs)
+        self.epoch_totals: dict[str, EpochTotals] = {}
 
     @property
     def training_progress(self) -> float:
@@ -93,11 +95,70 @@ class AutoencoderTrainingPlan(TrainingPlan):
         )
 
     def training_step(self, batch, batch_idx):
-        """scvi-tools' step; in a distributed run every parameter takes part in the loss."""
-        loss = super().training_step(batch, batch_idx)
+        """One optimisation step; in a distributed run every parameter takes part in the loss.
+
+        With the default epoch-level logging the loss terms are summed over the epoch and
+        logged when it ends (:class:`~cgmvae.train.EpochTotals`); with
+        ``plan_kwargs={"on_step": True}`` scvi-tools' step logs every term at every step.
+        """
+        if self.on_step:
+            loss = super().training_step(batch, batch_idx)
+        else:
+            loss = self._summed_step(batch, "train")
         if self.trainer.world_size > 1:
             loss = loss + touch_every_parameter(self.module)
         return loss
+
+    def validation_step(self, batch, batch_idx):
+        """Add the validation loss terms to the epoch's sums, like the training terms."""
+        if self.on_step:
+            return super().validation_step(batch, batch_idx)
+        self._summed_step(batch, "validation")
+        return None
+
+    def _summed_step(self, batch, mode: str) -> torch.Tensor:
+        kl_weight = None
+        if "kl_weight" in self.loss_kwargs:
+            kl_weight = self.kl_weight
+            self.loss_kwargs.update({"kl_weight": kl_weight})
+        _, _, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
+        self.epoch_totals.setdefault(mode, EpochTotals()).add(loss_output, kl_weight)
+        return loss_output.loss
+
+    def _log_epoch(self, mode: str) -> None:
+        totals = self.epoch_totals.pop(mode, None)
+        if totals is None:
+            return
+        n_total = self.n_obs_training if mode == "train" else self.n_obs_validation
+        logged = {f"{name}_{mode}": value for name, value in totals.means(n_total).items()}
+        logged[f"{mode}_loss"] = logged.pop(f"loss_{mode}")
+        if mode == "train" and totals.kl_weight is not None:
+            logged["kl_weight"] = float(totals.kl_weight)
+        for name, value in logged.items():
+            self.log(
+                name,
+                value,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=name == "train_loss",
+                sync_dist=self.use_sync_dist,
+            )
+
+    def on_train_epoch_start(self) -> None:
+        """Start the epoch's sums afresh."""
+        self.epoch_totals.pop("train", None)
+
+    def on_train_epoch_end(self) -> None:
+        """Log the training epoch's means."""
+        self._log_epoch("train")
+
+    def on_validation_epoch_start(self) -> None:
+        """Start the validation sums afresh."""
+        self.epoch_totals.pop("validation", None)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the validation epoch's means."""
+        self._log_epoch("validation")
 
     def compute_and_log_metrics(self, loss_output, metrics: dict, mode: str) -> None:
         """scvi-tools' ELBO metrics; the module's extra metrics are logged here.
@@ -118,6 +179,37 @@ class AutoencoderTrainingPlan(TrainingPlan):
                 batch_size=loss_output.n_obs_minibatch,
                 sync_dist=self.use_sync_dist,
             )
+
+    def get_optimizer_creator(self):
+        """scvi-tools' Adam or AdamW, fused into one kernel per step where the device has one.
+
+        The same update as the per-parameter loop (measured: 0.5 ms instead of 2.2–3.0 ms a
+        step for a CGMVAE's 19 parameter tensors on CPU). Mixed precision with gradient
+        clipping keeps the loop: Lightning cannot clip the gradients a fused optimizer unscales.
+        """
+        optimizers = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}
+        if self.optimizer_name not in optimizers:
+            return super().get_optimizer_creator()
+        optimizer_cls = optimizers[self.optimizer_name]
+        settings = {"lr": self.lr, "eps": self.eps, "weight_decay": self.weight_decay}
+
+        def create(params):
+            params = list(params)
+            if self._clips_mixed_precision():
+                return optimizer_cls(params, **settings)
+            try:
+                return optimizer_cls(params, fused=True, **settings)
+            except RuntimeError:  # a device without fused kernels
+                return optimizer_cls(params, **settings)
+
+        return create
+
+    def _clips_mixed_precision(self) -> bool:
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # not attached to a trainer
+            return False
+        return "mixed" in str(trainer.precision) and bool(trainer.gradient_clip_val)
 
     def on_train_start(self) -> None:
         """Train in training mode, also when ``train`` is called again after inference."""
