@@ -15,37 +15,8 @@ EPS = 1e-8
 TABLE_COUNTS = 32
 
 
-class _CountLogGamma(torch.autograd.Function):
-    """``lgamma(x + θ) - lgamma(θ) - lgamma(x + 1)`` for counts ``x`` and per-gene ``θ``.
-
-    The term is zero wherever ``x = 0``, most entries of single-cell counts, so only the
-    non-zero entries are evaluated, forward (log-gamma) and backward (digamma).
-    """
-
-    @staticmethod
-    def forward(ctx, counts: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        flat = counts.reshape(-1)
-        entries = (flat > 0).nonzero().squeeze(1)  # counts are non-negative
-        genes = entries % theta.shape[-1]
-        values = flat[entries].to(theta.dtype)
-        shifted = values + theta[genes]
-        terms = torch.lgamma(shifted) - torch.lgamma(values + 1.0)
-        terms = terms - torch.lgamma(theta)[genes]
-        out = torch.zeros(flat.shape, dtype=theta.dtype, device=theta.device)
-        out[entries] = terms
-        ctx.save_for_backward(entries, genes, shifted, theta)
-        return out.reshape(counts.shape)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
-        entries, genes, shifted, theta = ctx.saved_tensors
-        slopes = torch.digamma(shifted) - torch.digamma(theta)[genes]
-        local = grad.reshape(-1)[entries] * slopes
-        return None, torch.zeros_like(theta).index_add_(0, genes, local)
-
-
 class _NonZeroCounts:
-    """The non-zero entries of a ``(n_cells, n_genes)`` count matrix.
+    """The non-zero entries of a ``(..., n_cells, n_genes)`` count tensor (flat positions).
 
     Their log-gamma terms and digamma slopes come from tables of ``TABLE_COUNTS × n_genes``
     values, one row per small count, instead of one evaluation per entry; larger and
@@ -55,10 +26,10 @@ class _NonZeroCounts:
     def __init__(self, counts: torch.Tensor):
         n_genes = counts.shape[-1]
         flat = counts.reshape(-1)
-        entries = (flat > 0).nonzero().squeeze(1)  # counts are non-negative
-        self.values = flat.index_select(0, entries)
-        self.cells = entries // n_genes
-        self.genes = entries - self.cells * n_genes
+        self.entries = (flat > 0).nonzero().squeeze(1)  # counts are non-negative
+        self.values = flat.index_select(0, self.entries)
+        self.cells = self.entries // n_genes
+        self.genes = self.entries - self.cells * n_genes
         rows = self.values.long().clamp_(max=TABLE_COUNTS - 1)
         self.slots = rows * n_genes + self.genes
         # a count beyond the table (clamped) or not an integer differs from its row
@@ -94,6 +65,30 @@ class _NonZeroCounts:
             slopes = slopes - table[self.slots[self.direct]]  # replaces the table's row
             out = out.index_add_(0, genes, weights[self.direct] * slopes)
         return out
+
+
+class _CountLogGamma(torch.autograd.Function):
+    """``lgamma(x + θ) - lgamma(θ) - lgamma(x + 1)`` per entry (counts ``x``, per-gene ``θ``).
+
+    The term is zero wherever ``x = 0``, most entries of single-cell counts, so only the
+    non-zero entries are evaluated (:class:`_NonZeroCounts`), forward and backward.
+    """
+
+    @staticmethod
+    def forward(ctx, counts: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        nonzero = _NonZeroCounts(counts)
+        out = torch.zeros(counts.numel(), dtype=theta.dtype, device=theta.device)
+        out[nonzero.entries] = nonzero.log_gamma_terms(theta)
+        ctx.nonzero = nonzero
+        ctx.save_for_backward(theta)
+        return out.reshape(counts.shape)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        (theta,) = ctx.saved_tensors
+        nonzero = ctx.nonzero
+        weights = grad.reshape(-1).index_select(0, nonzero.entries)
+        return None, nonzero.digamma_gradient(weights, theta)
 
 
 class _SummedLogLikelihood(torch.autograd.Function):

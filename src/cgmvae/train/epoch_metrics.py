@@ -20,6 +20,7 @@ class EpochTotals:
         self.sums: dict[str, torch.Tensor] = {}
         self.n_obs = 0
         self.n_batches = 0
+        self.kl_weight: float | None = None
 
     def add(self, loss_output: LossOutput, kl_weight: float | None = None) -> None:
         """Add one minibatch's loss terms."""
