@@ -26,6 +26,8 @@ from cgmvae import AE
 from cgmvae.modules import VAEModule
 from cgmvae.nn.priors import MixturePrior
 
+from harness import write_json
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -87,8 +89,7 @@ def main() -> None:
         "gmvae_kl_analytic_minus_mc_max_abs": mixture_kl_error(),
     }
     print(json.dumps(results, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "model_family.json").write_text(json.dumps(results, indent=2))
+    write_json("model_family", results)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,12 @@ Usage: ``python benchmarks/profile_step.py [--n-obs 20000] [--batch-sizes 128 51
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 
-from harness import build_throughput_model
+from harness import build_throughput_model, write_json
 
 RESULTS = Path(__file__).parent / "results"
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False}
@@ -93,7 +92,7 @@ def write(rows: list[dict], args: argparse.Namespace, minutes: float) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "profile_step.md").write_text("\n".join(lines) + "\n")
     payload = {"command": command, "runtime_minutes": round(minutes, 1), "rows": rows}
-    (RESULTS / "profile_step.json").write_text(json.dumps(payload, indent=2))
+    write_json("profile_step", payload)
 
 
 def main() -> None:

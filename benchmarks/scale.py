@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness import write_json
+
 RESULTS = Path(__file__).parent / "results"
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False}
 STAGES = ("simulate", "setup", "model", "train_one_epoch", "write_results")
@@ -146,7 +148,7 @@ def write(rows: list[dict], command: str, minutes: float) -> None:
               f"Command: `{command}`; {minutes:.0f} min on a 2-core CPU."]  # fmt: skip
     (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
     payload = {"command": command, "runtime_minutes": round(minutes, 1), "rows": rows}
-    (RESULTS / "scale.json").write_text(json.dumps(payload, indent=2))
+    write_json("scale", payload)
 
 
 def main() -> None:

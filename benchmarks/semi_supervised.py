@@ -11,7 +11,6 @@ Usage: ``python benchmarks/semi_supervised.py [--seeds 5] [--label-fraction 0.05
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,8 @@ import scvi
 from cgmvae import CGMVAE
 from cgmvae.data import simulate
 from cgmvae.metrics import cluster_scores
+
+from harness import write_json
 
 RESULTS = Path(__file__).parent / "results"
 TRAIN = {"max_epochs": 200, "enable_progress_bar": False, "enable_model_summary": False}
@@ -69,22 +70,20 @@ def main() -> None:
     print(summary.round(3))
     RESULTS.mkdir(exist_ok=True)
     table.to_csv(RESULTS / "semi_supervised.csv", index=False)
-    (RESULTS / "semi_supervised.json").write_text(
-        json.dumps(
-            {
-                "protocol": __doc__.strip().splitlines()[2:5],
-                "arguments": vars(args),
-                "summary": {
-                    str(level): {
-                        f"{metric}_{stat}": float(summary.loc[level, (metric, stat)])
-                        for metric in ("acc", "nmi", "ari")
-                        for stat in ("mean", "std")
-                    }
-                    for level in summary.index
-                },
+    write_json(
+        "semi_supervised",
+        {
+            "protocol": __doc__.strip().splitlines()[2:5],
+            "arguments": vars(args),
+            "summary": {
+                str(level): {
+                    f"{metric}_{stat}": float(summary.loc[level, (metric, stat)])
+                    for metric in ("acc", "nmi", "ari")
+                    for stat in ("mean", "std")
+                }
+                for level in summary.index
             },
-            indent=2,
-        )
+        },
     )
 
 

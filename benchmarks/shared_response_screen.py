@@ -23,7 +23,7 @@ import torch
 from counterfactual import SIMULATIONS, pbmc_tasks, score, simulator_tasks
 
 from cgmvae.nn.condition_effect import pseudo_bulk_changes, soft_threshold
-from cgmvae.train.effect_placement import pool_groups
+from cgmvae.train.placement import pool_groups
 
 from harness import RESULTS
 

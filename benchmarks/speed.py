@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness import build_throughput_model
+from harness import build_throughput_model, write_json
 
 RESULTS = Path(__file__).parent / "results"
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False}
@@ -76,8 +76,7 @@ def main() -> None:
     payload = {"arguments": vars(args) | {"child": None}, "runs": rows,
                "cgmvae_over_scvi_throughput": ratios}  # fmt: skip
     print(json.dumps(payload, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "speed.json").write_text(json.dumps(payload, indent=2))
+    write_json("speed", payload)
 
 
 if __name__ == "__main__":

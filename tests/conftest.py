@@ -1,5 +1,7 @@
 """Fixtures shared by every test folder."""
 
+import os
+
 import pytest
 import scvi
 
@@ -20,7 +22,13 @@ def sim_adata():
     )
 
 
+@pytest.fixture(scope="session")
+def seed():
+    """Seed of the trained models: 0, or ``CGMVAE_TEST_SEED`` to check other seeds."""
+    return int(os.environ.get("CGMVAE_TEST_SEED", "0"))
+
+
 @pytest.fixture
-def seeded():
-    scvi.settings.seed = 0
+def seeded(seed):
+    scvi.settings.seed = seed
     yield

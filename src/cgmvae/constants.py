@@ -25,12 +25,6 @@ CONDITION_EFFECTS: tuple[str, ...] = ("additive", "affine", "injected")
 NETWORK_SIZES: dict[str, tuple[int, int]] = {"bernoulli": (512, 2)}
 DEFAULT_NETWORK_SIZE: tuple[int, int] = (128, 1)
 
-#: Default ``cluster_refine`` by likelihood: count models place their mixture a second time,
-#: by Leiden on the trained latent, after this fraction of the epochs (PBMC 68k-reduced ARI
-#: 0.487 -> 0.505 over 5 seeds); image models do not (MNIST 0.897 -> 0.889, Fashion-MNIST
-#: 0.589 -> 0.582 at one seed), see ``benchmarks/results/clustering_ablation.md``.
-CLUSTER_REFINE: dict[str, float] = {name: 0.75 for name in COUNT_LIKELIHOODS}
-
 
 class _RegistryKeys(NamedTuple):
     X_KEY: str = "X"

@@ -8,15 +8,18 @@ from cgmvae.data import simulate, true_log_fold_change, true_mean
 from cgmvae.metrics import cluster_scores, r2_mean_expression, response_correlation
 
 
-def train_mixture(quiet, model_cls, adata, n_clusters, max_epochs, model_kwargs=None, **setup):
-    scvi.settings.seed = 0
+def train_mixture(
+    quiet, model_cls, adata, n_clusters, max_epochs, model_kwargs=None, seed=0, **setup
+):
+    scvi.settings.seed = seed
     model_cls.setup_anndata(adata, layer="counts", **setup)
     model = model_cls(adata, n_clusters=n_clusters, **(model_kwargs or {}))
     model.train(max_epochs=max_epochs, **quiet)
     return model
 
 
-def test_cgmvae_keeps_clusters_together_across_conditions_where_gmvae_splits_them(quiet):
+@pytest.mark.quality
+def test_cgmvae_keeps_clusters_together_across_conditions_where_gmvae_splits_them(quiet, seed):
     adata = simulate(
         counts_layer="counts",
         n_obs=600, n_vars=200, n_clusters=3, n_conditions=2, seed=1,
@@ -25,7 +28,8 @@ def test_cgmvae_keeps_clusters_together_across_conditions_where_gmvae_splits_the
     scores = {}
     for model_cls, setup in ((GMVAE, {}), (CGMVAE, {"condition_key": "condition"})):
         data = adata.copy()
-        clusters = train_mixture(quiet, model_cls, data, 3, 200, **setup).get_cluster_assignments()
+        model = train_mixture(quiet, model_cls, data, 3, 200, seed=seed, **setup)
+        clusters = model.get_cluster_assignments()
         scores[model_cls.__name__] = {
             "truth": cluster_scores(data.obs["cluster"], clusters)["ari"],
             "condition": cluster_scores(data.obs["condition"], clusters)["ari"],
@@ -35,7 +39,7 @@ def test_cgmvae_keeps_clusters_together_across_conditions_where_gmvae_splits_the
 
 
 @pytest.fixture(scope="module")
-def held_out(quiet):
+def held_out(quiet, seed):
     """Four clusters, two conditions, half of each cluster's response shared by all clusters;
     (cluster_3, condition_1) is left out of training."""
     adata = simulate(
@@ -45,10 +49,11 @@ def held_out(quiet):
     )  # fmt: skip
     held = (adata.obs["cluster"] == "cluster_3") & (adata.obs["condition"] == "condition_1")
     train = adata[~held.to_numpy()].copy()
-    model = train_mixture(quiet, CGMVAE, train, 4, 150, condition_key="condition")
+    model = train_mixture(quiet, CGMVAE, train, 4, 150, seed=seed, condition_key="condition")
     return model, train, adata[held.to_numpy()].copy(), adata
 
 
+@pytest.mark.quality
 def test_unseen_pair_falls_back_to_the_shared_response(held_out):
     model, train, truth, full = held_out
     control = np.flatnonzero(
@@ -67,7 +72,8 @@ def test_unseen_pair_falls_back_to_the_shared_response(held_out):
     assert r2_mean_expression(predicted.X, truth.layers["counts"]) > no_change
 
 
-def test_few_clusters_transfer_the_shared_response_as_well_as_a_cvae(held_out, quiet):
+@pytest.mark.quality
+def test_few_clusters_transfer_the_shared_response_as_well_as_a_cvae(held_out, quiet, seed):
     """With 4 clusters the shared response is still estimated from 10 groups; from 4 it
     mixed cell types across conditions and scored below the CVAE (issue 12)."""
     model, train, _, full = held_out
@@ -75,7 +81,7 @@ def test_few_clusters_transfer_the_shared_response_as_well_as_a_cvae(held_out, q
         (train.obs["cluster"] == "cluster_3") & (train.obs["condition"] == "condition_0")
     )
     cvae_data = train.copy()
-    scvi.settings.seed = 0
+    scvi.settings.seed = seed
     CVAE.setup_anndata(cvae_data, layer="counts", condition_key="condition")
     cvae = CVAE(cvae_data)
     cvae.train(max_epochs=1, **quiet)  # the held-out prediction rests on the placed response
@@ -88,6 +94,7 @@ def test_few_clusters_transfer_the_shared_response_as_well_as_a_cvae(held_out, q
     assert scores["CGMVAE"] >= scores["CVAE"] - 0.02, scores
 
 
+@pytest.mark.quality
 def test_seen_pairs_get_their_own_response(held_out):
     model, train, _, full = held_out
     for cluster in ("cluster_0", "cluster_1", "cluster_2"):
@@ -114,6 +121,7 @@ def test_counterfactual_returns_annotated_anndata(held_out):
         model.predict_counterfactual(target_condition="interferon")
 
 
+@pytest.mark.quality
 def test_samples_follow_the_cluster_they_come_from(held_out):
     model, train, _, full = held_out
     clusters = model.get_cluster_assignments()
@@ -131,7 +139,8 @@ def test_samples_follow_the_cluster_they_come_from(held_out):
         assert max(similarity, key=similarity.get) == true_cluster, similarity
 
 
-def test_semi_supervision_with_five_percent_labels_improves_accuracy(quiet):
+@pytest.mark.quality
+def test_semi_supervision_with_five_percent_labels_improves_accuracy(quiet, seed):
     adata = simulate(
         counts_layer="counts",
         n_obs=900, n_vars=200, n_clusters=6, n_conditions=2, seed=0,
@@ -144,7 +153,9 @@ def test_semi_supervision_with_five_percent_labels_improves_accuracy(quiet):
     accuracy = {}
     for setup in ({}, {"labels_key": "known"}):
         data = adata.copy()
-        model = train_mixture(quiet, CGMVAE, data, 6, 200, condition_key="condition", **setup)
+        model = train_mixture(
+            quiet, CGMVAE, data, 6, 200, seed=seed, condition_key="condition", **setup
+        )
         model.write_results(data)
         accuracy[bool(setup)] = cluster_scores(data.obs["cluster"], data.obs["cgmvae_cluster"])
     assert accuracy[True]["acc"] > accuracy[False]["acc"] + 0.1, accuracy
@@ -246,6 +257,7 @@ def images_with_a_contrast_condition(n_obs=800, n_pixels=64, n_classes=4, seed=0
     return adata
 
 
+@pytest.mark.quality
 def test_cgmvae_image_clusters_ignore_a_contrast_condition(quiet, seeded):
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score

@@ -86,6 +86,7 @@ def test_bernoulli_rejects_values_outside_unit_interval():
         VAE(adata, likelihood="bernoulli")
 
 
+@pytest.mark.quality
 def test_linear_autoencoder_spans_the_principal_subspace(quiet, seeded):
     rng = np.random.default_rng(0)
     n_obs, n_vars, n_latent = 1500, 20, 3

@@ -29,8 +29,8 @@ def donor_by_condition(n_obs=800, seed=0):
 
 
 @pytest.fixture(scope="module")
-def donor_model():
-    scvi.settings.seed = 0
+def donor_model(seed):
+    scvi.settings.seed = seed
     adata = donor_by_condition()
     CGMVAE.setup_anndata(
         adata,
@@ -58,6 +58,7 @@ def test_batch_and_condition_are_registered_apart(donor_model):
     assert model.conditions == ["condition_0", "condition_1"]
 
 
+@pytest.mark.quality
 def test_clusters_follow_cell_types_not_donor_or_condition(donor_model):
     model, adata = donor_model
     clusters = model.predict()
@@ -66,6 +67,7 @@ def test_clusters_follow_cell_types_not_donor_or_condition(donor_model):
     assert abs(adjusted_rand_score(adata.obs["condition"], clusters)) < 0.05
 
 
+@pytest.mark.quality
 def test_transform_batch_removes_the_donor_effect(donor_model):
     model, adata = donor_model
     in_d2 = np.flatnonzero(adata.obs["donor"] == "d2")
@@ -88,6 +90,7 @@ def test_normalized_expression_takes_scvi_arguments(donor_model):
     assert draws.shape == (3, adata.n_obs, adata.n_vars)
 
 
+@pytest.mark.quality
 def test_counterfactual_swaps_the_condition_and_keeps_the_donor(donor_model):
     model, adata = donor_model
     control = np.flatnonzero(adata.obs["condition"] == "condition_0")[:100]
@@ -102,6 +105,7 @@ def test_counterfactual_swaps_the_condition_and_keeps_the_donor(donor_model):
     assert relative < 0.5, relative
 
 
+@pytest.mark.quality
 def test_differential_expression_of_clusters_finds_the_simulated_markers(donor_model):
     model, adata = donor_model
     markers = adata.uns["ground_truth"]["simulate"]["marker_log_fold_changes"] > 0

@@ -15,6 +15,7 @@ def selection(quiet, sim_adata):
     return table, adata, before
 
 
+@pytest.mark.quality
 def test_the_held_out_elbo_chooses_the_simulated_number_of_clusters(selection):
     table, _, _ = selection
     assert table.attrs["n_clusters"] == 4, table

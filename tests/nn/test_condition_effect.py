@@ -3,7 +3,7 @@ import torch
 
 from cgmvae.modules import GMVAEModule
 from cgmvae.nn import ConditionEffect
-from cgmvae.train.effect_placement import every_condition_observed
+from cgmvae.train.placement import every_condition_observed
 
 
 def test_reference_condition_has_no_offset_and_others_add_shared_plus_specific():

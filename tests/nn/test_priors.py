@@ -60,3 +60,53 @@ def test_mixture_density_matches_torch_and_sums_every_component():
     )
     z = torch.randn(4, 7, 2)
     torch.testing.assert_close(prior.log_prob(z), reference.log_prob(z).detach())
+
+
+def tight_and_broad_clusters():
+    """Posterior means of a tight cluster and a broad one, with equal posterior variances."""
+    rng = np.random.default_rng(0)
+    tight = rng.normal(scale=0.02, size=(100, 2))
+    broad = np.array([3.0, 0.0]) + rng.normal(scale=1.0, size=(100, 2))
+    latent = np.concatenate([tight, broad])
+    return latent, np.full_like(latent, 0.25), np.repeat([0, 1], 100)
+
+
+def closed_form_clusters(prior, latent, latent_var):
+    kl = prior.component_kl(torch.as_tensor(latent).float(), torch.as_tensor(latent_var).float())
+    logits = prior.component_posterior_logits(kl)
+    return prior.to_clusters(torch.softmax(logits, -1)).argmax(-1).numpy()
+
+
+def test_placement_minimises_the_kl_of_its_cells_posteriors():
+    latent, latent_var, groups = tight_and_broad_clusters()
+    prior = MixturePrior(n_clusters=2, n_latent=2)
+    prior.initialize(latent, groups, latent_var=latent_var)
+    for k in range(2):
+        cells = groups == k
+        expected = latent[cells].var(0) + latent_var[cells].mean(0)
+        np.testing.assert_allclose(prior.variances[k].detach().numpy(), expected, rtol=1e-3)
+
+        def summed_kl(mean, var, cells=cells):
+            one = MixturePrior(n_clusters=1, n_latent=2)
+            with torch.no_grad():
+                one.means.copy_(torch.as_tensor(mean).float().view(1, 2))
+                one.log_vars.copy_(torch.as_tensor(var).float().log().view(1, 2))
+            q = torch.as_tensor(latent[cells]).float(), torch.as_tensor(latent_var[cells]).float()
+            return one.component_kl(*q).sum().item()
+
+        placed = summed_kl(prior.means[k].detach(), prior.variances[k].detach())
+        for scale in (0.5, 0.9, 1.1, 2.0):
+            assert placed <= summed_kl(prior.means[k].detach(), prior.variances[k] * scale)
+
+
+def test_a_tight_cluster_keeps_its_cells_after_placement():
+    # Placed on the spread of the posterior means alone, the tight cluster's Gaussian is far
+    # narrower than its cells' posteriors, which are then closer (in KL) to the broad one:
+    # q(y | x) hands the whole cluster over, and the clusters no longer follow the partition.
+    latent, latent_var, groups = tight_and_broad_clusters()
+    means_only = MixturePrior(n_clusters=2, n_latent=2)
+    means_only.initialize(latent, groups)
+    assert (closed_form_clusters(means_only, latent, latent_var)[groups == 0] == 1).all()
+    placed = MixturePrior(n_clusters=2, n_latent=2)
+    placed.initialize(latent, groups, latent_var=latent_var)
+    assert (closed_form_clusters(placed, latent, latent_var) == groups).mean() > 0.97

@@ -8,7 +8,7 @@ import pytest
 import scvi
 from lightning.pytorch import Callback
 
-import cgmvae.train.mixture_placement
+import cgmvae.train.placement.mixture
 from cgmvae import CGMVAE
 
 
@@ -71,7 +71,7 @@ def test_training_resumes_from_the_last_checkpoint_without_placing_again(
     def no_second_placement(*args, **kwargs):
         raise AssertionError("the mixture was placed again although the checkpoint holds it")
 
-    monkeypatch.setattr(cgmvae.train.mixture_placement, "cluster_latent", no_second_placement)
+    monkeypatch.setattr(cgmvae.train.placement.mixture, "cluster_latent", no_second_placement)
     resumed = build(adata)
     resumed.train(max_epochs=10, ckpt_path=str(checkpoint), **quiet)
     assert resumed.is_trained_

@@ -52,6 +52,30 @@ def test_auto_placement_keeps_kmeans_on_compact_blobs_and_umap_on_elongated_clus
     assert cut_fraction(latent, bars) < cut_fraction(latent, cluster_latent(latent, 3, "kmeans"))
 
 
+def test_auto_placement_leaves_kmeans_only_for_a_partition_that_cuts_clearly_fewer_edges(
+    monkeypatch,
+):
+    import cgmvae.train.placement.partition as partition
+
+    latent, bars = tilted_bars()
+    by_kmeans = cluster_latent(latent, 3, "kmeans")
+    kmeans_cut, bars_cut = cut_fraction(latent, by_kmeans), cut_fraction(latent, bars)
+    assert bars_cut < partition.CUT_RATIO * kmeans_cut
+
+    def rival_cutting(target: float):
+        """Labels that cut about ``target`` of the edges: the bars, some cells moved."""
+        labels, rng = bars.copy(), np.random.default_rng(0)
+        while cut_fraction(latent, labels) < target:
+            labels[rng.integers(len(labels), size=5)] = rng.integers(3, size=5)
+        return lambda *args: labels
+
+    monkeypatch.setitem(partition.PARTITIONS, "kmeans", lambda *args: by_kmeans)
+    monkeypatch.setitem(partition.PARTITIONS, "umap", rival_cutting(bars_cut))
+    assert (cluster_latent(latent, 3, "auto") != by_kmeans).any()  # clearly fewer: the rival
+    monkeypatch.setitem(partition.PARTITIONS, "umap", rival_cutting(0.9 * kmeans_cut))
+    assert (cluster_latent(latent, 3, "auto") == by_kmeans).all()  # a near tie: k-means
+
+
 def posterior_accuracy(prior: MixturePrior, latent: np.ndarray, truth: np.ndarray) -> float:
     z = torch.as_tensor(latent, dtype=torch.float32)
     kl = prior.component_kl(z, torch.full_like(z, 1e-3))

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
 
-from cgmvae.constants import CLUSTER_REFINE, MODULE_KEYS, REGISTRY_KEYS, PlacementMethod
+from cgmvae.constants import MODULE_KEYS, REGISTRY_KEYS, PlacementMethod
 from cgmvae.models.base import default_max_epochs
-from cgmvae.train.mixture_placement import PlaceMixture
+from cgmvae.train.placement import PlaceMixture
 
 PLACEMENT_ARGUMENTS = (
     "cluster_init",
@@ -66,7 +64,7 @@ class ClusterMixin:
         cluster_init: float = 0.5,
         cluster_placement: PlacementMethod = "auto",
         placement_max_cells: int = 20_000,
-        cluster_refine: float | Literal["auto"] | None = "auto",
+        cluster_refine: float | None = None,
         early_stopping: bool = False,
         **kwargs,
     ):
@@ -87,12 +85,10 @@ class ClusterMixin:
             Cluster at most this many randomly chosen training cells.
         cluster_refine
             Fraction of the epochs after which the components are placed a second time, by
-            Leiden communities of the latent trained since; ``None`` places them once.
-            ``"auto"``: 0.75 for count likelihoods, where it lifted the clusters (PBMC
-            68k-reduced ARI 0.487 → 0.505), ``None`` for the others, where it did not
-            (:data:`~cgmvae.constants.CLUSTER_REFINE`). Never with known labels. A further
-            ``train`` call on a placed model places again at that point; pass ``None`` to
-            just train on.
+            Leiden communities of the latent trained since; ``None`` (default) places them
+            once. The second placement is all or nothing: which Leiden partition it finds
+            can change with the last bits of the latent, so it made the clusters depend on
+            the CPU (``benchmarks/results/stability.md``). Never with known labels.
         early_stopping
             Stop when the validation ELBO stops improving, but never before the mixture
             has been placed and trained for a quarter of the remaining epochs.
@@ -101,8 +97,6 @@ class ClusterMixin:
             trainer arguments, ...).
         """
         max_epochs = max_epochs or default_max_epochs(self.adata.n_obs)
-        if cluster_refine == "auto":
-            cluster_refine = CLUSTER_REFINE.get(self.module.likelihood)
         placement = PlaceMixture(
             cluster_init, cluster_placement, placement_max_cells, cluster_refine=cluster_refine
         )

@@ -14,7 +14,7 @@ from cgmvae.constants import (
     check_condition_effect,
 )
 from cgmvae.train import PlaceConditionEffect
-from cgmvae.train.effect_placement import MIN_EFFECT_GROUPS
+from cgmvae.train.placement.effect import MIN_EFFECT_GROUPS
 
 COUNTERFACTUAL_SD_LAYER = "counterfactual_sd"
 
@@ -79,7 +79,7 @@ class ConditionalMixin:
         """Train; an additive or affine condition effect starts from the data.
 
         See :class:`~cgmvae.train.PlaceConditionEffect` (with ``n_groups`` the number of
-        clusters, at least :data:`~cgmvae.train.effect_placement.MIN_EFFECT_GROUPS`); other
+        clusters, at least :data:`~cgmvae.train.placement.effect.MIN_EFFECT_GROUPS`); other
         arguments as for the model class's ``train``.
         """
         n_clusters = getattr(getattr(self.module, "prior", None), "n_clusters", 0)

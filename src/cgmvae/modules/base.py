@@ -101,6 +101,7 @@ class AutoencoderModule(BaseModuleClass):
         super().__init__()
         self.likelihood = check_likelihood(likelihood)
         self.n_latent = n_latent
+        self.n_conditions = n_conditions
         self.noise_sd = noise_sd
         self.log_transform_input = likelihood in COUNT_LIKELIHOODS
         self.n_cats_per_cov = list(n_cats_per_cov or [])
@@ -132,6 +133,48 @@ class AutoencoderModule(BaseModuleClass):
             likelihood,
             linear=linear, learn_scale=self.variational, n_continuous=n_continuous_cov,
         )  # fmt: skip
+
+    def unplaced_condition_parts(self) -> tuple[str, ...]:
+        """Name the condition parts still to be estimated from the data before training.
+
+        ``"adapter"``: an affine :class:`~cgmvae.nn.ConditionAdapter`; ``"shared_effect"``:
+        the shared response of an additive :class:`~cgmvae.nn.ConditionEffect` (count
+        likelihoods). Empty with one condition or once they are placed.
+        """
+        if self.n_conditions < 2:
+            return ()
+        parts = []
+        if self.condition_adapter is not None and not bool(self.condition_adapter.initialized):
+            parts.append("adapter")
+        effect = self.condition_effect
+        if (
+            effect is not None
+            and not bool(effect.initialized)
+            and self.likelihood in COUNT_LIKELIHOODS
+        ):
+            parts.append("shared_effect")
+        return tuple(parts)
+
+    def place_condition_adapter(self, x: torch.Tensor, condition: torch.Tensor) -> None:
+        """Estimate the affine condition adapter from cells (:meth:`ConditionAdapter.place`)."""
+        self.condition_adapter.place(x, condition)
+
+    def place_shared_effect(
+        self, counts: torch.Tensor, libraries: torch.Tensor, n_cells: torch.Tensor
+    ) -> None:
+        """Set the shared condition response from pseudo-bulk sums per (group, condition).
+
+        See :meth:`~cgmvae.nn.ConditionEffect.place_shared`.
+        """
+        device = self.condition_effect.shared.device
+        self.condition_effect.place_shared(
+            *(part.to(device) for part in (counts, libraries, n_cells))
+        )
+
+    def placement_state(self) -> list[torch.nn.Module]:
+        """Return the parts whose values placement sets (DDP sends them from rank 0)."""
+        parts = [self.condition_adapter, self.condition_effect, getattr(self, "prior", None)]
+        return [part for part in parts if part is not None]
 
     def _get_inference_input(
         self, tensors: dict[str, torch.Tensor], **kwargs

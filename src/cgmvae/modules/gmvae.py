@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from cgmvae.constants import MODULE_KEYS, REGISTRY_KEYS
+from cgmvae.constants import COUNT_LIKELIHOODS, MODULE_KEYS, REGISTRY_KEYS
 from cgmvae.modules.base import LatentCost
 from cgmvae.modules.vae import VAEModule
 from cgmvae.nn.priors import MixturePrior
@@ -65,6 +66,51 @@ class GMVAEModule(VAEModule):
         self.prior = MixturePrior(
             n_clusters, self.n_latent, learn_cluster_weights, components_per_cluster
         )
+
+    @property
+    def n_clusters(self) -> int:
+        """Number of clusters K of the mixture prior."""
+        return self.prior.n_clusters
+
+    @property
+    def components_per_cluster(self) -> int:
+        """Gaussian components per cluster."""
+        return self.prior.components_per_cluster
+
+    @property
+    def mixture_placed(self) -> bool:
+        """Whether the mixture has been placed on the data (before that it trains as a VAE)."""
+        return bool(self.prior.initialized)
+
+    def place_mixture(
+        self,
+        latent: np.ndarray,
+        components: np.ndarray,
+        anchors: dict[int, np.ndarray] | None = None,
+        latent_var: np.ndarray | None = None,
+    ) -> None:
+        """Place the mixture's components on cells, see :meth:`MixturePrior.initialize`."""
+        self.prior.initialize(latent, components, anchors, latent_var)
+
+    @property
+    def places_specific_effect(self) -> bool:
+        """Whether placing the mixture also starts cluster-specific condition responses."""
+        effect = self.condition_effect
+        return (
+            effect is not None
+            and effect.specific is not None
+            and self.n_conditions > 1
+            and self.likelihood in COUNT_LIKELIHOODS
+        )
+
+    def place_specific_effect(
+        self, counts: torch.Tensor, libraries: torch.Tensor, n_cells: torch.Tensor
+    ) -> None:
+        """Start the cluster-specific responses from pseudo-bulk sums per (cluster, condition).
+
+        See :meth:`~cgmvae.nn.ConditionEffect.place_specific`.
+        """
+        self.condition_effect.place_specific(counts, libraries, n_cells)
 
     @property
     def kl_ratio(self) -> float:

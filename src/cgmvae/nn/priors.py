@@ -151,8 +151,17 @@ class MixturePrior(nn.Module):
         latent: np.ndarray,
         components: np.ndarray,
         anchors: dict[int, np.ndarray] | None = None,
+        latent_var: np.ndarray | None = None,
     ) -> None:
-        """Place every component on its cells: their mean and per-dimension variance.
+        """Place every component on its cells: the Gaussian nearest to their posteriors.
+
+        ``latent`` holds the cells' posterior means and ``latent_var`` their posterior
+        variances (``None``: zero). Component j gets the mean of its cells' means and, per
+        dimension, the variance of those means plus the mean of their posterior variances:
+        the μ_j, σ_j² that minimise the cells' summed KL(q(z | x) ‖ N(μ_j, σ_j²)), the term of
+        the ELBO the placement sets. With the posterior variances left out, a tight cluster
+        gets a component narrower than its own cells' posteriors, their KL to it exceeds their
+        KL to a broad neighbour, and q(y | x) moves whole clusters there.
 
         ``components`` gives each row of ``latent`` a component index in [0, K·M); cluster
         k's cells are those of components k·M … k·M + M − 1
@@ -162,16 +171,21 @@ class MixturePrior(nn.Module):
         """
         size = self.components_per_cluster
         clusters = components // size
+        if latent_var is None:
+            latent_var = np.zeros_like(latent)
+        moments = np.concatenate([latent, latent_var], axis=1)
+        d = latent.shape[1]
         means, variances = [], []
         for k in range(self.n_clusters):
-            group = _cells(latent, clusters, k)
-            shift = 0.0 if anchors is None or k not in anchors else anchors[k] - group.mean(0)
+            group = _cells(moments, clusters, k)
+            shift = (
+                0.0 if anchors is None or k not in anchors else anchors[k] - group[:, :d].mean(0)
+            )
             for m in range(size):
-                cells = _cells(latent, components, k * size + m, fallback=group)
-                means.append(cells.mean(0) + shift)
-                variances.append(
-                    cells.var(axis=0) + 1e-4 if len(cells) > 1 else group.var(0) + 1e-4
-                )
+                cells = _cells(moments, components, k * size + m, fallback=group)
+                spread = cells if len(cells) > 1 else group
+                means.append(cells[:, :d].mean(0) + shift)
+                variances.append(spread[:, :d].var(axis=0) + spread[:, d:].mean(0) + 1e-4)
         self.means.copy_(torch.as_tensor(np.stack(means), dtype=self.means.dtype))
         self.log_vars.copy_(
             torch.as_tensor(np.log(np.stack(variances)), dtype=self.log_vars.dtype)

@@ -2,10 +2,10 @@
 
 from cgmvae.train.checkpoints import PeriodicCheckpoint
 from cgmvae.train.distributed import share_from_rank_zero
-from cgmvae.train.effect_placement import PlaceConditionEffect
 from cgmvae.train.epoch_metrics import EpochTotals
-from cgmvae.train.mixture_placement import PlaceMixture
 from cgmvae.train.placement import (
+    PlaceConditionEffect,
+    PlaceMixture,
     cluster_latent,
     consensus_partition,
     cut_fraction,

@@ -1,9 +1,10 @@
-"""Where the mixture components start: a clustering of the pre-trained latent."""
+"""Partitions of a latent: the clustering methods every placement chooses from."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -11,8 +12,19 @@ from cgmvae.constants import PLACEMENT_METHODS, PlacementMethod, check_choice
 
 logger = logging.getLogger(__name__)
 
-#: Partitions whose cut fractions differ by less than this count as tied.
+#: ``"auto"`` leaves k-means for another partition only if that cuts at most this share of
+#: the neighbour edges k-means cuts, and at least :data:`CUT_TOLERANCE` fewer. Between
+#: partitions that cut about as many edges the choice would follow the last bits of the latent
+#: (PBMC 68k-reduced: UMAP / k-means cut ratios 0.89–1.56 across CPU kernels, MNIST 0.47;
+#: ``benchmarks/results/clustering_ablation.md``).
+CUT_RATIO = 0.75
+
+#: Cut fractions closer than this count as equal.
 CUT_TOLERANCE = 0.01
+
+#: k-means restarts of the placement; the one of least inertia is kept. Ten restarts found
+#: different local optima on latents that differ only by CPU kernels, a hundred the same one.
+KMEANS_RESTARTS = 100
 
 #: Gaussian mixtures fitted to the UMAP embedding; their consensus is the placement.
 GMM_RESTARTS = 10
@@ -44,43 +56,36 @@ def cluster_latent(
     method: PlacementMethod = "auto",
     seed: int | None = 0,
     n_neighbors: int = 15,
-) -> np.ndarray:
+    fallback: str | None = "kmeans",
+) -> np.ndarray | None:
     """Cluster the rows of ``latent`` into ``n_clusters`` groups; returns one label per row.
 
-    ``seed=None`` (``scvi.settings.seed`` unset) gives an unseeded placement.
+    ``method`` names a row of :data:`PARTITIONS`, or ``"auto"``, which computes every method
+    of :data:`AUTO_CANDIDATES` and keeps k-means unless the UMAP partition cuts clearly fewer
+    edges of the latent's ``n_neighbors``-nearest-neighbour graph (:func:`cut_fraction`; at
+    most :data:`CUT_RATIO` of k-means' cut, and by more than :data:`CUT_TOLERANCE`). UMAP
+    wins where clusters are curved (MNIST), k-means where they are compact blobs that UMAP
+    breaks into fragments (small, well-separated cell types) or where neither cuts clearly
+    fewer (there the UMAP partition changes with the last bits of the latent, k-means with
+    :data:`KMEANS_RESTARTS` starts does not). ``"leiden"`` is not one of ``"auto"``'s
+    candidates: it cuts the fewest edges by construction.
 
-    ``"umap"`` embeds the latent with UMAP (``n_components = n_clusters``, ``min_dist=0``)
-    and fits a full-covariance Gaussian mixture there, the N2D recipe (McConville et al.,
-    2020): the manifold embedding separates clusters whose shapes a diagonal Gaussian in
-    the latent cannot follow. One mixture depends much on its initialisation, so
-    :data:`GMM_RESTARTS` are fitted and their consensus (:func:`consensus_partition`) is
-    kept. ``"kmeans"`` runs k-means (10 restarts) on the latent itself.
-    ``"leiden"`` partitions the latent's neighbour graph into Leiden communities
-    (:func:`leiden_labels`), falling back to k-means where no resolution gives exactly
-    ``n_clusters``; it is not one of ``"auto"``'s candidates (it cuts the fewest edges by
-    construction). ``"auto"`` computes the first two and keeps the one that cuts the
-    fewest edges of the latent's ``n_neighbors``-nearest-neighbour graph
-    (:func:`cut_fraction`); when both cut about as few (within :data:`CUT_TOLERANCE`), the
-    one with the smaller within-cluster sum of squares. UMAP wins where clusters are curved
-    (MNIST), k-means where they are compact blobs that UMAP breaks into fragments (small,
-    well-separated cell types).
+    A method can find no partition with exactly ``n_clusters`` groups (Leiden); then
+    ``fallback`` is used instead, or, with ``fallback=None``, ``None`` is returned.
+    ``seed=None`` (``scvi.settings.seed`` unset) gives an unseeded placement.
     """
     check_placement(method)
     start = time.perf_counter()
     if latent.shape[0] <= n_neighbors + 1:
         method = "kmeans"
-    candidates = {}
-    if method in ("auto", "kmeans"):
-        candidates["kmeans"] = kmeans_labels(latent, n_clusters, seed)
-    if method in ("auto", "umap"):
-        candidates["umap"] = _umap_gmm_labels(latent, n_clusters, seed, n_neighbors)
-    if method == "leiden":
-        communities = leiden_labels(latent, n_clusters, seed, n_neighbors)
-        if communities is not None:
-            candidates["leiden"] = communities
-        else:
-            logger.info("No Leiden resolution gave %d groups; placing by k-means.", n_clusters)
-            candidates["kmeans"] = kmeans_labels(latent, n_clusters, seed)
+    names = AUTO_CANDIDATES if method == "auto" else (method,)
+    candidates = {name: PARTITIONS[name](latent, n_clusters, seed, n_neighbors) for name in names}
+    candidates = {name: labels for name, labels in candidates.items() if labels is not None}
+    if not candidates:
+        if fallback is None:
+            return None
+        logger.info("No %s partition has %d groups; placing by %s.", method, n_clusters, fallback)
+        candidates[fallback] = PARTITIONS[fallback](latent, n_clusters, seed, n_neighbors)
     chosen = _best_partition(latent, candidates, n_neighbors)
     logger.info(
         "Placed the mixture's %d clusters by %s on %d cells in %.1f s.",
@@ -236,38 +241,59 @@ def nearest_neighbours(latent: np.ndarray, n_neighbors: int) -> np.ndarray:
     return NearestNeighbors(n_neighbors=k + 1).fit(latent).kneighbors(latent)[1][:, 1:]
 
 
-def within_sum_of_squares(latent: np.ndarray, labels: np.ndarray) -> float:
-    """Sum over clusters of the squared distances of their cells to their mean."""
-    return float(
-        sum(
-            ((latent[labels == k] - latent[labels == k].mean(0)) ** 2).sum()
-            for k in np.unique(labels)
-        )
-    )
-
-
 def _best_partition(latent: np.ndarray, candidates: dict, n_neighbors: int) -> str:
-    if len(candidates) == 1:
-        return next(iter(candidates))
+    """Name the first candidate, unless another cuts clearly fewer edges (:data:`CUT_RATIO`)."""
+    names = list(candidates)
+    if len(names) == 1:
+        return names[0]
     neighbours = nearest_neighbours(latent, n_neighbors)
     cuts = {
         name: cut_fraction(latent, labels, neighbours=neighbours)
         for name, labels in candidates.items()
     }
-    tied = [name for name, cut in cuts.items() if cut <= min(cuts.values()) + CUT_TOLERANCE]
-    return min(tied, key=lambda name: within_sum_of_squares(latent, candidates[name]))
+    default, rival = names[0], min(names[1:], key=cuts.get)
+    clearly_fewer = (
+        cuts[rival] <= CUT_RATIO * cuts[default] and cuts[default] - cuts[rival] > CUT_TOLERANCE
+    )
+    logger.info(
+        "Neighbour edges cut: %s.", ", ".join(f"{name} {cut:.1%}" for name, cut in cuts.items())
+    )
+    return rival if clearly_fewer else default
 
 
-def kmeans_labels(latent: np.ndarray, n_clusters: int, seed: int | None) -> np.ndarray:
-    """k-means (10 restarts) labels of the rows of ``latent``."""
+def kmeans_labels(
+    latent: np.ndarray,
+    n_clusters: int,
+    seed: int | None,
+    n_neighbors: int = 15,
+    restarts: int = 10,
+) -> np.ndarray:
+    """k-means labels of the rows of ``latent``, the best of ``restarts`` starts.
+
+    ``n_neighbors`` is unused (the signature of :data:`PARTITIONS`).
+    """
     from sklearn.cluster import KMeans
 
-    return KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(latent)
+    return KMeans(n_clusters, n_init=restarts, random_state=seed).fit_predict(latent)
 
 
-def _umap_gmm_labels(
-    latent: np.ndarray, n_clusters: int, seed: int | None, n_neighbors: int
+def placement_kmeans_labels(
+    latent: np.ndarray, n_clusters: int, seed: int | None, n_neighbors: int = 15
 ) -> np.ndarray:
+    """k-means labels for a placement: the best of :data:`KMEANS_RESTARTS` starts."""
+    return kmeans_labels(latent, n_clusters, seed, restarts=KMEANS_RESTARTS)
+
+
+def umap_gmm_labels(
+    latent: np.ndarray, n_clusters: int, seed: int | None, n_neighbors: int = 15
+) -> np.ndarray:
+    """Cluster by a Gaussian mixture on a UMAP embedding of the latent (the N2D recipe).
+
+    UMAP (``n_components = n_clusters``, ``min_dist=0``; McConville et al., 2020) separates
+    clusters whose shapes a diagonal Gaussian in the latent cannot follow; a full-covariance
+    mixture is fitted there :data:`GMM_RESTARTS` times and their consensus
+    (:func:`consensus_partition`) kept, since one fit depends much on its initialisation.
+    """
     from sklearn.mixture import GaussianMixture
     from umap import UMAP
 
@@ -302,3 +328,16 @@ def consensus_partition(
 
     memberships = np.concatenate([np.eye(n_clusters)[labels] for labels in partitions], axis=1)
     return KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(memberships)
+
+
+#: The clustering methods a placement can use, by name: each takes the latent, the number of
+#: clusters, a seed and the neighbours of the graph, and returns one label per row (or
+#: ``None`` where it finds no partition of that size).
+PARTITIONS: dict[str, Callable[..., np.ndarray | None]] = {
+    "kmeans": placement_kmeans_labels,
+    "umap": umap_gmm_labels,
+    "leiden": leiden_labels,
+}
+
+#: The methods ``"auto"`` compares by the neighbour edges they cut.
+AUTO_CANDIDATES: tuple[str, ...] = ("kmeans", "umap")

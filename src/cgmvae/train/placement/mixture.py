@@ -9,18 +9,17 @@ import scvi
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from cgmvae.constants import COUNT_LIKELIHOODS, MODULE_KEYS, REGISTRY_KEYS, PlacementMethod
+from cgmvae.constants import MODULE_KEYS, PlacementMethod
 from cgmvae.train.distributed import share_from_rank_zero
-from cgmvae.train.effect_placement import sum_per_group
-from cgmvae.train.placement import (
+from cgmvae.train.placement.partition import (
     check_placement,
     cluster_latent,
-    leiden_labels,
     match_labelled_clusters,
     placement_rows,
     split_clusters,
     spread_labels,
 )
+from cgmvae.train.placement.pseudo_bulk import cluster_pseudo_bulk
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ class PlaceMixture(Callback):
             self.place(trainer, pl_module.module)
         if epochs_done != self.refine_epoch(trainer.max_epochs):
             return
-        if getattr(pl_module.module, "n_labels", 0) > 0:
+        if pl_module.module.n_labels > 0:
             logger.info("Keeping the labelled placement: no second placement with known labels.")
             return
         logger.info("Placing the mixture again after %d epochs (cluster_refine).", epochs_done)
@@ -116,16 +115,14 @@ class PlaceMixture(Callback):
         places the mixture on its shard of the training cells and every process receives
         the result.
         """
-        if bool(module.prior.initialized) and not again:
+        if module.mixture_placed and not again:
             return
         if trainer.is_global_zero:
             self._place_on_latent(trainer, module, again)
-        effect = getattr(module, "condition_effect", None)
-        share_from_rank_zero(trainer, module.prior, *([effect] if effect is not None else []))
+        share_from_rank_zero(trainer, *module.placement_state())
 
     def _place_on_latent(self, trainer: Trainer, module: torch.nn.Module, again: bool) -> None:
-        prior = module.prior
-        latent, targets, labelled = training_latent(module, trainer.train_dataloader)
+        latent, latent_var, targets, labelled = training_latent(module, trainer.train_dataloader)
         rows = placement_rows(len(latent), self.placement_max_cells, self.seed)
         if len(rows) < len(latent):
             logger.info(
@@ -135,88 +132,52 @@ class PlaceMixture(Callback):
                 len(latent),
                 self.placement_max_cells,
             )
-        latent = latent[rows]
+        latent, latent_var = latent[rows], latent_var[rows]
         anchors = None
         clusters = None
         if targets is not None and labelled[rows].any():
             targets, labelled = targets[rows], labelled[rows]
             clusters = spread_labels(latent, targets, labelled)
         if clusters is None and again:
-            clusters = leiden_labels(latent, prior.n_clusters, self.seed)
+            clusters = cluster_latent(
+                latent, module.n_clusters, "leiden", self.seed, fallback=None
+            )
             if clusters is None:
                 logger.info(
                     "No Leiden resolution gave %d groups; the mixture stays as placed.",
-                    prior.n_clusters,
+                    module.n_clusters,
                 )
                 return
-            logger.info(
-                "Placed the mixture's %d clusters by leiden on %d cells.",
-                prior.n_clusters,
-                len(latent),
-            )
         if clusters is None:
-            clusters = cluster_latent(latent, prior.n_clusters, self.cluster_placement, self.seed)
+            clusters = cluster_latent(latent, module.n_clusters, self.cluster_placement, self.seed)
         if targets is not None and labelled.any():
             clusters, anchors = match_labelled_clusters(latent, clusters, targets, labelled)
         components = split_clusters(
-            latent, clusters, prior.n_clusters, prior.components_per_cluster, self.seed
+            latent, clusters, module.n_clusters, module.components_per_cluster, self.seed
         )
-        prior.initialize(latent, components, anchors)
-        effect = getattr(module, "condition_effect", None)
-        if (
-            effect is not None
-            and effect.specific is not None
-            and effect.specific.shape[1] > 0  # a condition besides the reference
-            and module.likelihood in COUNT_LIKELIHOODS
-        ):
-            effect.place_specific(*pseudo_bulk(module, trainer.train_dataloader))
+        module.place_mixture(latent, components, anchors, latent_var)
+        if module.places_specific_effect:
+            module.place_specific_effect(*cluster_pseudo_bulk(module, trainer.train_dataloader))
 
 
 @torch.no_grad()
 def training_latent(
     module: torch.nn.Module, loader
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Posterior means of the cells ``loader`` yields, with their known labels if any."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Posterior means and variances of the cells ``loader`` yields, and known labels if any."""
     was_training = module.training
     module.eval()
-    means, targets, labelled = [], [], []
+    means, variances, targets, labelled = [], [], [], []
     for batch in loader:
         inference = module.inference(**module._get_inference_input(batch))
         means.append(inference[MODULE_KEYS.QZM_KEY].cpu())
+        variances.append(inference[MODULE_KEYS.QZV_KEY].cpu())
         known = module.cluster_targets(batch)
         if known is not None:
             targets.append(known[0].cpu())
             labelled.append(known[1].cpu())
     module.train(was_training)
+    moments = torch.cat(means).numpy(), torch.cat(variances).numpy()
     if not targets:
-        return torch.cat(means).numpy(), None, None
-    return torch.cat(means).numpy(), torch.cat(targets).numpy(), torch.cat(labelled).numpy()
-
-
-@torch.no_grad()
-def pseudo_bulk(
-    module: torch.nn.Module, loader
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return counts, library sizes and cells summed per (cluster, condition).
-
-    Cells go to their most probable cluster under the placed mixture.
-    """
-    was_training = module.training
-    module.eval()
-    n_clusters, n_conditions = module.prior.n_clusters, module.condition_effect.shared.shape[0] + 1
-    device = module.condition_effect.shared.device
-    totals = None
-    for batch in loader:
-        inference = module.inference(**module._get_inference_input(batch))
-        summed = sum_per_group(
-            batch[REGISTRY_KEYS.X_KEY].to(device).float(),
-            batch[REGISTRY_KEYS.CONDITION_KEY].to(device).long().view(-1),
-            inference[MODULE_KEYS.CLUSTER_PROBS_KEY].argmax(-1),
-            n_clusters,
-            n_conditions,
-        )
-        if totals is not None:
-            summed = tuple(a + b for a, b in zip(totals, summed, strict=True))
-        totals = summed
-    module.train(was_training)
-    return totals
+        return *moments, None, None
+    return *moments, torch.cat(targets).numpy(), torch.cat(labelled).numpy()
