@@ -253,7 +253,7 @@ def write_report(label: str, summary: dict, command: str | None) -> None:
     for name, entry in previous.items():
         commands = "; ".join(f"`{command}`" for command in entry["commands"])
         lines += [f"## {name}", "", f"Commands: {commands}", "",
-                  "| case | score | runs (seeds × settings) | mean | std | min | max "
+                  "| case | score | runs (seeds; kernel x threads) | mean | std | min | max "
                   "| largest spread of one seed | targets |",
                   "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for case, row in entry["summary"].items():
@@ -262,7 +262,7 @@ def write_report(label: str, summary: dict, command: str | None) -> None:
                 for k, v in row["targets"].items()
             )
             lines.append(
-                f"| {case} | {row['score']} | {row['runs']} ({row['seeds']} × "
+                f"| {case} | {row['score']} | {row['runs']} ({row['seeds']} seeds; "
                 f"{', '.join(row['settings'])}) | {row['mean']:.3f} | {row['std']:.3f} | "
                 f"{row['min']:.3f} | {row['max']:.3f} | {row['seed_spread_max']:.3f} | "
                 f"{targets or '–'} |"
@@ -292,14 +292,14 @@ def plot_runs(path: Path = RESULTS / "stability.png") -> None:
             part = rows[rows["label"] == label]
             for setting, group in part.groupby("setting"):
                 x = group["seed"] + (offset - (len(labels) - 1) / 2) * 0.35
-                marker = "o" if offset == 0 else "s"
+                marker = "os^D"[offset % 4]
                 ax.scatter(x, group[score], s=18, color=colours[setting], alpha=0.8,
                            marker=marker, label=f"{label}: {setting}")  # fmt: skip
         ax.set(title=case, xlabel="seed", ylabel=score)
         ax.set_xticks(sorted(rows["seed"].unique()))
     handles, names = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
-    fig.suptitle("One marker per run (kernel x threads); circles/squares: first/second label")
+    fig.suptitle("One marker per run; colour: kernel x threads, shape: code version (label)")
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
