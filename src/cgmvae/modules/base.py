@@ -173,7 +173,7 @@ class AutoencoderModule(BaseModuleClass):
 
     def placement_state(self) -> list[torch.nn.Module]:
         """Return the parts whose values placement sets (DDP sends them from rank 0)."""
-        parts = [self.condition_adapter, self.condition_effect, getattr(self, "prior", None)]
+        parts = (self.condition_adapter, self.condition_effect)
         return [part for part in parts if part is not None]
 
     def _get_inference_input(

@@ -92,6 +92,10 @@ class GMVAEModule(VAEModule):
         """Place the mixture's components on cells, see :meth:`MixturePrior.initialize`."""
         self.prior.initialize(latent, components, anchors, latent_var)
 
+    def placement_state(self) -> list[torch.nn.Module]:
+        """Return the parts whose values placement sets: the condition parts and the prior."""
+        return [*super().placement_state(), self.prior]
+
     @property
     def places_specific_effect(self) -> bool:
         """Whether placing the mixture also starts cluster-specific condition responses."""
