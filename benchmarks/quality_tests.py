@@ -4,15 +4,18 @@ Runs ``pytest -m "quality and not slow"`` (the tests that assert a quality numbe
 trained model) once per setting, with ``CGMVAE_TEST_SEED`` (the seed of the tests' models),
 ``ATEN_CPU_CAPABILITY`` (PyTorch's kernels) and ``OMP_NUM_THREADS`` (torch threads) set, and
 records each test's outcome per setting. A test that fails under any setting is a knife edge.
-Results (overwritten) to ``benchmarks/results/quality_tests.{json,md}``.
+Results to ``benchmarks/results/quality_tests.{json,md}``: overwritten, or with ``--keep`` merged
+into the settings recorded before (a setting run again replaces its old outcomes), so a grid can
+be run in parts.
 
 Usage: ``python benchmarks/quality_tests.py [--seeds 0 1 2] [--capabilities default avx2
-avx512] [--threads 1 2]``
+avx512] [--threads 1 2] [--keep]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -54,9 +57,11 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--capabilities", nargs="+", default=None)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--keep", action="store_true", help="merge into the recorded settings")
     args = parser.parse_args()
     start = time.perf_counter()
-    settings = {}
+    earlier = json.loads((RESULTS / "quality_tests.json").read_text()) if args.keep else {}
+    settings = earlier.get("outcomes", {})
     for seed in args.seeds:
         for capability in args.capabilities or available_capabilities():
             for threads in args.threads:
@@ -64,13 +69,16 @@ def main() -> None:
                 settings[label] = run_setting(seed, capability, threads)
                 failed = [name for name, out in settings[label].items() if out != "passed"]
                 print(f"{label}: {len(settings[label]) - len(failed)} passed, failed {failed}")
-    minutes = (time.perf_counter() - start) / 60
+    minutes = earlier.get("runtime_minutes", 0) + (time.perf_counter() - start) / 60
     command = "python benchmarks/quality_tests.py " + " ".join(sys.argv[1:])
-    write_json("quality_tests", {"command": command, "runtime_minutes": round(minutes, 1),
+    commands = earlier.get("commands", [earlier["command"]] if "command" in earlier else [])
+    commands.append(command)
+    write_json("quality_tests", {"commands": commands, "runtime_minutes": round(minutes, 1),
                                  "outcomes": settings})  # fmt: skip
     tests = sorted({name for outcomes in settings.values() for name in outcomes})
+    run_by = "; ".join(f"`{line}`" for line in commands)
     lines = ["# Quality tests under every seed, CPU kernel and thread setting", "",
-             f"Command: `{command}`; {minutes:.0f} min on a 2-core CPU.", "",
+             f"Commands: {run_by}; {minutes:.0f} min on a 2-core CPU in all.", "",
              "| test | settings passed |", "|---|---|"]  # fmt: skip
     for name in tests:
         passed = [label for label, out in settings.items() if out.get(name) == "passed"]

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 import scvi
 from anndata import AnnData
@@ -18,24 +19,39 @@ def train_mixture(
     return model
 
 
+def types_split_by_condition(types, conditions, clusters) -> int:
+    """How many cell types have their conditions in different clusters (by majority)."""
+    majority = pd.crosstab([np.asarray(types), np.asarray(conditions)], clusters).idxmax(axis=1)
+    return int((majority.groupby(level=0).nunique() > 1).sum())
+
+
 @pytest.mark.quality
 def test_cgmvae_keeps_clusters_together_across_conditions_where_gmvae_splits_them(quiet, seed):
+    """Three cell types, a condition effect stronger than the types: the GMVAE, not told the
+    condition, gives some type one cluster per condition; the CGMVAE keeps every type whole.
+
+    The GMVAE's ARI with the condition is not asserted: with 3 clusters for 6 groups it depends
+    on how many types it splits (0.46 with two of three, 0.80 with all three, both seen)."""
     adata = simulate(
         counts_layer="counts",
         n_obs=600, n_vars=200, n_clusters=3, n_conditions=2, seed=1,
         condition_log_fold_change=3.0, n_condition_genes=40, shared_effect_fraction=1.0,
     )  # fmt: skip
-    scores = {}
+    split, scores = {}, {}
     for model_cls, setup in ((GMVAE, {}), (CGMVAE, {"condition_key": "condition"})):
         data = adata.copy()
         model = train_mixture(quiet, model_cls, data, 3, 200, seed=seed, **setup)
         clusters = model.get_cluster_assignments()
-        scores[model_cls.__name__] = {
-            "truth": cluster_scores(data.obs["cluster"], clusters)["ari"],
-            "condition": cluster_scores(data.obs["condition"], clusters)["ari"],
+        name = model_cls.__name__
+        split[name] = types_split_by_condition(
+            data.obs["cluster"], data.obs["condition"], clusters
+        )
+        scores[name] = {
+            key: cluster_scores(data.obs[key], clusters)["ari"] for key in ("cluster", "condition")
         }
-    assert scores["GMVAE"]["condition"] > 0.5 and scores["GMVAE"]["truth"] < 0.5, scores
-    assert scores["CGMVAE"]["truth"] >= 0.9 and scores["CGMVAE"]["condition"] < 0.1, scores
+    assert split["GMVAE"] >= 1 and split["CGMVAE"] == 0, (split, scores)
+    assert scores["CGMVAE"]["cluster"] >= 0.9 and scores["CGMVAE"]["condition"] < 0.1, scores
+    assert scores["GMVAE"]["cluster"] < scores["CGMVAE"]["cluster"] - 0.3, scores
 
 
 @pytest.fixture(scope="module")
