@@ -8,8 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from cgmvae.constants import LIKELIHOODS
-
 
 class UsageError(Exception):
     """An error in the user's input, reported in one line with exit status 2."""
@@ -37,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--n-clusters", type=int, required=True, help="number of clusters K")
     fit.add_argument("--layer", default=None, help="layer with the counts (default: .X)")
     fit.add_argument(
-        "--likelihood", default="nb", choices=LIKELIHOODS, help="observation model (default: nb)"
+        "--likelihood",
+        default="nb",
+        help="observation model: nb (default), zinb, poisson, gaussian or bernoulli",
     )
     fit.add_argument("--labels-key", default=None, help=".obs column of known labels to score")
     fit.add_argument("--umap", type=Path, default=None, help="also save a UMAP picture here")

@@ -10,20 +10,11 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-Likelihood = Literal["gaussian", "bernoulli", "poisson", "nb", "zinb"]
 PlacementMethod = Literal["auto", "umap", "kmeans", "leiden"]
 ConditionEffectKind = Literal["additive", "affine", "injected"]
 
-LIKELIHOODS: tuple[str, ...] = ("gaussian", "bernoulli", "poisson", "nb", "zinb")
-COUNT_LIKELIHOODS: tuple[str, ...] = ("poisson", "nb", "zinb")
 PLACEMENT_METHODS: tuple[str, ...] = ("auto", "umap", "kmeans", "leiden")
 CONDITION_EFFECTS: tuple[str, ...] = ("additive", "affine", "injected")
-
-#: Default (width, depth) of the hidden layers by likelihood: images in [0, 1] need more
-#: capacity for a latent that clusters (MNIST placement 0.85 → 0.94 with 512 × 2, see
-#: ``benchmarks/results/clustering_ablation.md``); the others keep scVI's 128 × 1.
-NETWORK_SIZES: dict[str, tuple[int, int]] = {"bernoulli": (512, 2)}
-DEFAULT_NETWORK_SIZE: tuple[int, int] = (128, 1)
 
 
 class _RegistryKeys(NamedTuple):
@@ -71,25 +62,6 @@ def check_choice(what: str, value: str, choices: tuple[str, ...], guide: str) ->
             f"Unknown {what} {value!r}. Choose one of {', '.join(map(repr, choices))}: {guide}"
         )
     return value
-
-
-def check_likelihood(likelihood: str) -> str:
-    """Return ``likelihood`` if it is supported, else raise a ``ValueError`` naming the options."""
-    return check_choice(
-        "likelihood",
-        likelihood,
-        LIKELIHOODS,
-        "'nb'/'zinb'/'poisson' for raw counts, 'gaussian' for log-normalised or continuous "
-        "data, 'bernoulli' for values in [0, 1] such as images.",
-    )
-
-
-def network_size(
-    likelihood: str, n_hidden: int | None, n_layers: int | None
-) -> tuple[int | None, int | None]:
-    """Resolve ``None`` widths and depths to the likelihood's default (:data:`NETWORK_SIZES`)."""
-    width, depth = NETWORK_SIZES.get(likelihood, DEFAULT_NETWORK_SIZE)
-    return (width if n_hidden is None else n_hidden, depth if n_layers is None else n_layers)
 
 
 def check_condition_effect(condition_effect: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from numbers import Real
@@ -14,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from cgmvae.constants import COUNT_LIKELIHOODS, check_likelihood
+from cgmvae.nn.likelihood import get_likelihood
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ def check_model_params(**params) -> None:
         An unknown likelihood, a size below 1, a negative weight or a dropout rate
         outside [0, 1).
     """
-    check_likelihood(params.get("likelihood", "gaussian"))
+    get_likelihood(params.get("likelihood", "gaussian"))
     for name in POSITIVE_INT_PARAMS:
         _check_positive_int(name, params.get(name))
     for name in NON_NEGATIVE_PARAMS:
@@ -188,32 +187,15 @@ def check_values_for_likelihood(
 ) -> None:
     """Check registered data against the likelihood's support.
 
-    Raises ``ValueError`` for NaN/inf, negative values with a count likelihood, or values
-    outside [0, 1] with ``"bernoulli"``; warns when a count likelihood sees non-integers.
-    ``location`` names the data in the messages (e.g. ``"adata.layers['counts']"``). The
-    data are read in chunks, never copied whole.
+    Raises ``ValueError`` for NaN/inf, then whatever the likelihood's
+    :meth:`~cgmvae.nn.LikelihoodHead.check_values` refuses (negative counts, values outside
+    [0, 1] for ``"bernoulli"``); a count likelihood warns on non-integers. ``location``
+    names the data in the messages (e.g. ``"adata.layers['counts']"``). The data are read
+    in chunks, never copied whole.
     """
     summary = summarize_values(data)
     _raise_if_not_finite(summary, location)
-    if likelihood in COUNT_LIKELIHOODS:
-        if summary.minimum < 0:
-            raise ValueError(
-                f"likelihood={likelihood!r} needs non-negative counts, but {location} have "
-                "negative values. Register the raw counts (setup_anndata(layer=...)) "
-                "or use likelihood='gaussian' for scaled data."
-            )
-        if not summary.integers:
-            warnings.warn(
-                f"likelihood={likelihood!r} expects integer counts but {location} have "
-                "non-integer values; register raw counts with setup_anndata(layer=...).",
-                UserWarning,
-                stacklevel=3,
-            )
-    if likelihood == "bernoulli" and (summary.minimum < 0 or summary.maximum > 1):
-        raise ValueError(
-            f"likelihood='bernoulli' needs values in [0, 1], but {location} go from "
-            f"{summary.minimum:g} to {summary.maximum:g}. Rescale them (e.g. pixels / 255)."
-        )
+    get_likelihood(likelihood).check_values(summary, location)
 
 
 def data_location(layer: str | None) -> str:

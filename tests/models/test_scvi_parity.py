@@ -130,6 +130,36 @@ def test_elbo_reconstruction_and_marginal_likelihood_are_consistent(donor_model)
     assert elbo <= marginal <= elbo + 50  # importance sampling tightens the bound
 
 
+def posterior_predictive_agrees_with_the_data(model, counts):
+    """Shapes of one and of three draws; per-gene means of the draws against the data's."""
+    one = model.posterior_predictive_sample(indices=np.arange(50)).todense()
+    assert one.shape == (50, counts.shape[1])
+    three = model.posterior_predictive_sample(n_samples=3).todense()
+    assert three.shape == (*counts.shape, 3)
+    assert (three >= 0).all() and (three == np.round(three)).all()
+    drawn, observed = three.mean(axis=(0, 2)), np.asarray(counts).mean(0)
+    assert np.corrcoef(np.log1p(drawn), np.log1p(observed))[0, 1] >= 0.95
+    assert 0.9 <= drawn.sum() / observed.sum() <= 1.1
+
+
+@pytest.mark.quality
+def test_posterior_predictive_samples_follow_the_data(donor_model):
+    model, adata = donor_model
+    posterior_predictive_agrees_with_the_data(model, adata.layers["counts"])
+
+
+@pytest.mark.quality
+@pytest.mark.parametrize("likelihood", ["poisson", "zinb"])
+def test_posterior_predictive_samples_of_the_other_count_likelihoods(
+    likelihood, sim_adata, quiet, seeded
+):
+    adata = sim_adata.copy()
+    VAE.setup_anndata(adata, layer="counts")
+    model = VAE(adata, likelihood=likelihood, n_hidden=64)
+    model.train(max_epochs=30, **quiet)
+    posterior_predictive_agrees_with_the_data(model, adata.layers["counts"].toarray())
+
+
 def test_predict_names_clusters_and_soft_gives_named_probabilities(donor_model):
     model, adata = donor_model
     hard = model.predict()

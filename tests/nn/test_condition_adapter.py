@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cgmvae.modules.vae import VAEModule
-from cgmvae.nn import ConditionAdapter, LikelihoodHead
+from cgmvae.nn import ConditionAdapter, get_likelihood
 
 
 def images_with_a_change(n_obs=2000, n_features=50, seed=0):
@@ -51,16 +51,16 @@ def test_a_condition_with_too_few_cells_keeps_the_identity():
 def test_affine_bernoulli_mean_stays_a_probability_and_gaussian_scales_with_the_gain():
     hidden = torch.randn(5, 8)
     gain, shift = torch.full((5, 1), 0.5), torch.full((5, 3), 0.3)
-    bernoulli = LikelihoodHead(8, 3, "bernoulli")(hidden, affine=(gain, shift))
+    bernoulli = get_likelihood("bernoulli")(8, 3)(hidden, affine=(gain, shift))
     assert ((bernoulli.mean >= 0.3) & (bernoulli.mean <= 0.8)).all()
-    head = LikelihoodHead(8, 3, "gaussian")
+    head = get_likelihood("gaussian")(8, 3)
     plain, mapped = head(hidden), head(hidden, affine=(gain, shift))
     torch.testing.assert_close(mapped.mean, 0.5 * plain.mean + 0.3)
     torch.testing.assert_close(mapped.stddev, 0.5 * plain.stddev)
 
 
 def test_affine_effect_is_refused_for_counts_and_hides_the_condition_from_the_encoder():
-    with pytest.raises(ValueError, match="'additive' for counts"):
+    with pytest.raises(ValueError, match="not likelihood='nb'; use condition_effect='additive'"):
         VAEModule(20, n_conditions=2, likelihood="nb", condition_effect="affine")
     module = VAEModule(20, n_conditions=2, likelihood="bernoulli", condition_effect="affine")
     x = torch.rand(4, 20)

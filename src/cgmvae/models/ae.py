@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 from anndata import AnnData
 
-from cgmvae.constants import MODULE_KEYS, Likelihood
+from cgmvae.constants import MODULE_KEYS
 from cgmvae.models.base import BaseAutoencoderModel
 from cgmvae.modules.base import AutoencoderModule
 
@@ -36,7 +36,8 @@ class AE(BaseAutoencoderModel):
         Dropout in the hidden layers (ignored when ``linear``).
     likelihood
         ``"gaussian"`` (default: squared error), ``"bernoulli"``, ``"poisson"``, ``"nb"``,
-        ``"zinb"``.
+        ``"zinb"``, or a name
+        registered with :func:`~cgmvae.nn.register_likelihood`.
     linear
         Remove every non-linearity.
     noise_sd
@@ -61,7 +62,7 @@ class AE(BaseAutoencoderModel):
         n_hidden: int | None = None,
         n_layers: int | None = None,
         dropout_rate: float = 0.1,
-        likelihood: Likelihood = "gaussian",
+        likelihood: str = "gaussian",
         linear: bool = False,
         noise_sd: float = 0.0,
     ):

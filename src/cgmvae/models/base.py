@@ -26,9 +26,10 @@ from scvi.data.fields import (
 from scvi.dataloaders import DataSplitter
 from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
 
-from cgmvae.constants import COUNT_LIKELIHOODS, REGISTRY_KEYS, network_size
+from cgmvae.constants import REGISTRY_KEYS
 from cgmvae.models.safeguards import SafeguardsMixin, atomic_folder
 from cgmvae.modules.base import AutoencoderModule
+from cgmvae.nn.likelihood import get_likelihood
 from cgmvae.train.checkpoints import LAST_CHECKPOINT, PeriodicCheckpoint
 from cgmvae.train.plan import AutoencoderTrainingPlan, check_plan_kwargs
 from cgmvae.validation import (
@@ -79,10 +80,12 @@ class BaseAutoencoderModel(
     def __init__(
         self, adata: AnnData | None = None, registry: dict | None = None, **module_kwargs
     ):
-        module_kwargs["n_hidden"], module_kwargs["n_layers"] = network_size(
-            module_kwargs["likelihood"], module_kwargs["n_hidden"], module_kwargs["n_layers"]
-        )
         check_model_params(**module_kwargs)
+        width, depth = get_likelihood(module_kwargs["likelihood"]).network_size
+        if module_kwargs["n_hidden"] is None:
+            module_kwargs["n_hidden"] = width
+        if module_kwargs["n_layers"] is None:
+            module_kwargs["n_layers"] = depth
         super().__init__(adata, registry)
         if adata is not None:
             data = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
@@ -379,10 +382,10 @@ class BaseAutoencoderModel(
             raise ValueError(f"{type(self).__name__} has no condition; use a conditional model.")
         condition = self.conditions[0] if condition is None else condition
         library = None
-        if self.module.likelihood in COUNT_LIKELIHOODS:
+        if self.module.models_counts:
             library = library_size or float(self.module.typical_library)
         px = self.module.decode(z, self.condition_code(condition), library, cluster_probs)
-        values = px.mean if self.module.likelihood == "bernoulli" else px.sample()
+        values = self.module.decoder.head.generate(px)
         result = AnnData(X=values.cpu().numpy().astype(np.float32))
         result.var_names = self.get_var_names()
         result.obs["condition"] = pd.Categorical([str(condition)] * len(z))
@@ -440,9 +443,9 @@ class BaseAutoencoderModel(
         return self.module.inference(**self.module._get_inference_input(tensors))
 
     def _require_counts(self, method: str) -> None:
-        if self.module.likelihood not in COUNT_LIKELIHOODS:
+        if not self.module.models_counts:
             raise ValueError(
-                f"{method} needs a count likelihood ('nb', 'zinb' or 'poisson'); this model "
+                f"{method} needs a count likelihood (e.g. 'nb', 'zinb' or 'poisson'); this model "
                 f"uses {self.module.likelihood!r}, whose decoder has no normalised expression. "
                 "Use sample() or predict_counterfactual() for its decoded means."
             )

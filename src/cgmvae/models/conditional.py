@@ -7,12 +7,12 @@ import torch
 from anndata import AnnData
 
 from cgmvae.constants import (
-    COUNT_LIKELIHOODS,
     MODULE_KEYS,
     REGISTRY_KEYS,
     ConditionEffectKind,
     check_condition_effect,
 )
+from cgmvae.nn.likelihood import get_likelihood
 from cgmvae.train import PlaceConditionEffect
 from cgmvae.train.placement.effect import MIN_EFFECT_GROUPS
 
@@ -90,7 +90,7 @@ class ConditionalMixin:
     def _registry_module_kwargs(self, module_kwargs: dict) -> dict:
         condition_kwargs = dict(self._condition_kwargs)
         if condition_kwargs["condition_effect"] is None:
-            counts = module_kwargs["likelihood"] in COUNT_LIKELIHOODS
+            counts = get_likelihood(module_kwargs["likelihood"]).counts
             condition_kwargs["condition_effect"] = "additive" if counts else "affine"
         self._resolved_condition_kwargs = condition_kwargs
         return {**super()._registry_module_kwargs(module_kwargs), **condition_kwargs}
@@ -150,7 +150,7 @@ class ConditionalMixin:
         if relative_to_observed:
             self._require_counts("predict_counterfactual(relative_to_observed=True)")
         if relative_to_observed is None:
-            relative_to_observed = self.module.likelihood in COUNT_LIKELIHOODS
+            relative_to_observed = self.module.models_counts
         if n_samples < 1:
             raise ValueError(f"n_samples must be at least 1, got {n_samples}.")
 

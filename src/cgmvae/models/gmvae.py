@@ -6,7 +6,6 @@ from typing import ClassVar
 
 from anndata import AnnData
 
-from cgmvae.constants import Likelihood
 from cgmvae.models.base import BaseAutoencoderModel
 from cgmvae.models.cluster import ClusterMixin
 from cgmvae.modules.gmvae import GMVAEModule
@@ -45,8 +44,9 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
     dropout_rate
         Dropout in the hidden layers.
     likelihood
-        ``"nb"`` (default, raw counts), ``"zinb"``, ``"poisson"``, ``"gaussian"`` or
-        ``"bernoulli"``.
+        ``"nb"`` (default, raw counts), ``"zinb"``, ``"poisson"``, ``"gaussian"``,
+        ``"bernoulli"``, or a name
+        registered with :func:`~cgmvae.nn.register_likelihood`.
     beta
         Weight of the KL of z.
     beta_y
@@ -82,7 +82,7 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
         n_hidden: int | None = None,
         n_layers: int | None = None,
         dropout_rate: float = 0.1,
-        likelihood: Likelihood = "nb",
+        likelihood: str = "nb",
         beta: float = 1.0,
         beta_y: float = 1.0,
         free_bits: float = 0.0,

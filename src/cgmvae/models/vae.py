@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from anndata import AnnData
 
-from cgmvae.constants import Likelihood
 from cgmvae.models.base import BaseAutoencoderModel
 from cgmvae.models.conditional import ConditionalMixin
 from cgmvae.modules.vae import VAEModule
@@ -27,7 +26,8 @@ class VAE(BaseAutoencoderModel):
         Network sizes; ``n_hidden``/``n_layers`` ``None``: 512 × 2 for ``"bernoulli"``
         (images), else 128 × 1.
     likelihood
-        ``"nb"`` (default), ``"zinb"``, ``"poisson"``, ``"gaussian"``, ``"bernoulli"``.
+        ``"nb"`` (default), ``"zinb"``, ``"poisson"``, ``"gaussian"``, ``"bernoulli"``, or a name
+        registered with :func:`~cgmvae.nn.register_likelihood`.
     beta
         Weight of the KL term (β-VAE); ``beta=0`` leaves the latent unregularised.
     n_mc_samples
@@ -51,7 +51,7 @@ class VAE(BaseAutoencoderModel):
         n_hidden: int | None = None,
         n_layers: int | None = None,
         dropout_rate: float = 0.1,
-        likelihood: Likelihood = "nb",
+        likelihood: str = "nb",
         beta: float = 1.0,
         n_mc_samples: int = 1,
     ):

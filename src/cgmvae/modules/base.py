@@ -8,17 +8,11 @@ import torch
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch.distributions import Normal
 
-from cgmvae.constants import (
-    COUNT_LIKELIHOODS,
-    MODULE_KEYS,
-    REGISTRY_KEYS,
-    check_condition_effect,
-    check_likelihood,
-)
+from cgmvae.constants import MODULE_KEYS, REGISTRY_KEYS, check_condition_effect
 from cgmvae.nn.blocks import Decoder, Encoder
 from cgmvae.nn.condition_adapter import ConditionAdapter
 from cgmvae.nn.condition_effect import ConditionEffect
-from cgmvae.nn.likelihood import negative_log_likelihood
+from cgmvae.nn.likelihood import get_likelihood
 
 
 class LatentCost(NamedTuple):
@@ -99,11 +93,12 @@ class AutoencoderModule(BaseModuleClass):
         specific_effect_scale: float = 0.1,
     ):
         super().__init__()
-        self.likelihood = check_likelihood(likelihood)
+        observation = get_likelihood(likelihood)
+        self.likelihood = likelihood
         self.n_latent = n_latent
         self.n_conditions = n_conditions
         self.noise_sd = noise_sd
-        self.log_transform_input = likelihood in COUNT_LIKELIHOODS
+        self.log_transform_input = observation.counts
         self.n_cats_per_cov = list(n_cats_per_cov or [])
         self.n_continuous_cov = n_continuous_cov
         self.register_buffer("typical_library", torch.tensor(1.0))
@@ -115,10 +110,11 @@ class AutoencoderModule(BaseModuleClass):
         )
         self.condition_adapter = None
         if kind == "affine":
-            if self.log_transform_input:
+            if not observation.supports_affine:
                 raise ValueError(
                     f"condition_effect='affine' is for gaussian and bernoulli data, not "
-                    f"{likelihood!r} counts; use condition_effect='additive' for counts."
+                    f"likelihood={likelihood!r}; use condition_effect='additive' (or "
+                    "'injected') for it."
                 )
             self.condition_adapter = ConditionAdapter(n_conditions, n_input)
         encoder_conditions = 1 if kind == "affine" else n_conditions
@@ -134,6 +130,11 @@ class AutoencoderModule(BaseModuleClass):
             linear=linear, learn_scale=self.variational, n_continuous=n_continuous_cov,
         )  # fmt: skip
 
+    @property
+    def models_counts(self) -> bool:
+        """Whether the likelihood models counts (:attr:`~cgmvae.nn.LikelihoodHead.counts`)."""
+        return self.decoder.head.counts
+
     def unplaced_condition_parts(self) -> tuple[str, ...]:
         """Name the condition parts still to be estimated from the data before training.
 
@@ -147,11 +148,7 @@ class AutoencoderModule(BaseModuleClass):
         if self.condition_adapter is not None and not bool(self.condition_adapter.initialized):
             parts.append("adapter")
         effect = self.condition_effect
-        if (
-            effect is not None
-            and not bool(effect.initialized)
-            and self.likelihood in COUNT_LIKELIHOODS
-        ):
+        if effect is not None and not bool(effect.initialized) and self.models_counts:
             parts.append("shared_effect")
         return tuple(parts)
 
@@ -288,7 +285,7 @@ class AutoencoderModule(BaseModuleClass):
         the log-prior of the condition-effect parameters is then added, divided by it (a
         maximum a posteriori estimate of those parameters).
         """
-        reconstruction = negative_log_likelihood(
+        reconstruction = self.decoder.head.negative_log_likelihood(
             generative_outputs[MODULE_KEYS.PX_KEY], tensors[REGISTRY_KEYS.X_KEY]
         )
         if reconstruction.dim() == 2:  # Monte-Carlo samples of z come first
@@ -310,6 +307,32 @@ class AutoencoderModule(BaseModuleClass):
     def diagnostics(self, inference_outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Scalars logged during training besides the loss terms."""
         return {}
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        tensors: dict[str, torch.Tensor],
+        n_samples: int = 1,
+        generative_kwargs: dict | None = None,
+    ) -> torch.Tensor:
+        """Draw from the posterior predictive p(x̂ | x): z ~ q(z | x, c), then x̂ ~ p(x | z, c).
+
+        What scvi-tools' ``posterior_predictive_sample`` calls. ``generative_kwargs`` are passed
+        to :meth:`generative` (e.g. ``transform_batch``).
+
+        Returns
+        -------
+        torch.Tensor
+            On the CPU, ``(n_cells, n_features)`` for ``n_samples=1``, else
+            ``(n_cells, n_features, n_samples)``: one z per draw, then one x̂ per z.
+        """
+        draws = []
+        for _ in range(n_samples):
+            _, generative_outputs = self.forward(
+                tensors, generative_kwargs=generative_kwargs, compute_loss=False
+            )
+            draws.append(generative_outputs[MODULE_KEYS.PX_KEY].sample().cpu())
+        return draws[0] if n_samples == 1 else torch.stack(draws, dim=-1)
 
     def sample_prior(self, n_samples: int) -> torch.Tensor:
         """Draw latent codes from the prior."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cgmvae.constants import COUNT_LIKELIHOODS, MODULE_KEYS, REGISTRY_KEYS
+from cgmvae.constants import MODULE_KEYS, REGISTRY_KEYS
 from cgmvae.modules.base import LatentCost
 from cgmvae.modules.vae import VAEModule
 from cgmvae.nn.priors import MixturePrior
@@ -104,7 +104,7 @@ class GMVAEModule(VAEModule):
             effect is not None
             and effect.specific is not None
             and self.n_conditions > 1
-            and self.likelihood in COUNT_LIKELIHOODS
+            and self.models_counts
         )
 
     def place_specific_effect(

@@ -3,12 +3,16 @@
 from cgmvae.nn.blocks import Decoder, Encoder
 from cgmvae.nn.condition_adapter import ConditionAdapter
 from cgmvae.nn.condition_effect import ConditionEffect
-from cgmvae.nn.likelihood import COUNT_LIKELIHOODS, LIKELIHOODS, LikelihoodHead
+from cgmvae.nn.likelihood import (
+    LIKELIHOODS,
+    LikelihoodHead,
+    get_likelihood,
+    register_likelihood,
+)
 from cgmvae.nn.negative_binomial import GeneNegativeBinomial
 from cgmvae.nn.priors import MixturePrior, kl_diagonal_gaussians, kl_standard_normal
 
 __all__ = [
-    "COUNT_LIKELIHOODS",
     "LIKELIHOODS",
     "ConditionAdapter",
     "ConditionEffect",
@@ -17,6 +21,8 @@ __all__ = [
     "GeneNegativeBinomial",
     "LikelihoodHead",
     "MixturePrior",
+    "get_likelihood",
     "kl_diagonal_gaussians",
     "kl_standard_normal",
+    "register_likelihood",
 ]

@@ -7,7 +7,7 @@ from scvi.nn import FCLayers
 from torch import nn
 from torch.distributions import Distribution
 
-from cgmvae.nn.likelihood import LikelihoodHead
+from cgmvae.nn.likelihood import get_likelihood
 
 
 def make_hidden_layers(
@@ -100,7 +100,7 @@ class Decoder(nn.Module):
         Categories of each categorical input: the condition first, then batch and
         categorical covariates (scVI's decoder-side correction).
     likelihood
-        Observation model, see :class:`~cgmvae.nn.LikelihoodHead`.
+        Name of a registered observation model (:data:`~cgmvae.nn.likelihood.LIKELIHOODS`).
     learn_scale
         See :class:`~cgmvae.nn.LikelihoodHead`.
     n_continuous
@@ -124,7 +124,7 @@ class Decoder(nn.Module):
         self.hidden = make_hidden_layers(
             n_latent + n_continuous, n_hidden, n_layers, n_cat_list, dropout_rate, linear
         )
-        self.head = LikelihoodHead(n_hidden, n_output, likelihood, learn_scale=learn_scale)
+        self.head = get_likelihood(likelihood)(n_hidden, n_output, learn_scale=learn_scale)
 
     def forward(
         self,
