@@ -16,19 +16,14 @@ __all__ = [*_FROM_MODELS, *_SUBPACKAGES]
 __version__ = version("cgmvae")
 
 
-def _drop_advertising(record: logging.LogRecord) -> bool:
-    """Keep Lightning's messages except its tips advertising other products."""
-    return not str(record.msg).startswith("💡 Tip")
-
-
 def _configure_logging() -> None:
     """Show the package's INFO messages (e.g. what the mixture placement did) on stderr.
 
     As scvi-tools does for ``scvi``: the ``cgmvae`` logger has its own handler and does not
     propagate; ``logging.getLogger("cgmvae").setLevel(logging.WARNING)`` silences it.
-    Lightning's product tips are dropped from its log.
+    Nothing else's logging is changed (Lightning's tips are hidden only while a model
+    trains, :func:`cgmvae.train.quiet.quiet_lightning`).
     """
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_drop_advertising)
     logger = logging.getLogger("cgmvae")
     if logger.handlers:
         return

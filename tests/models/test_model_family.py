@@ -1,3 +1,5 @@
+import inspect
+
 import numpy as np
 import pytest
 import scvi
@@ -77,6 +79,23 @@ def test_network_size_defaults_follow_the_likelihood(model_cls):
 
     assert widths(images) == [512, 512]
     assert widths(continuous) == [128, 128, 128]
+
+
+@pytest.mark.parametrize("model_cls", MODELS, ids=lambda c: c.__name__)
+def test_every_model_shows_and_records_its_own_arguments(model_cls):
+    parameters = inspect.signature(model_cls).parameters
+    assert all(p.kind is not p.VAR_KEYWORD for p in parameters.values())
+    adata = AnnData(np.random.default_rng(0).random((20, 6), dtype=np.float32))
+    adata.obs["condition"] = ["a", "b"] * 10
+    conditional = "condition_effect" in parameters
+    model_cls.setup_anndata(adata, **({"condition_key": "condition"} if conditional else {}))
+    arguments = {"n_latent": 3, "likelihood": "gaussian"}
+    if conditional:
+        arguments["condition_effect"] = "injected"
+    recorded = model_cls(adata, **arguments).init_params_
+    assert recorded["kwargs"] == {}
+    assert set(recorded["non_kwargs"]) == set(parameters) - {"adata", "registry"}
+    assert {key: recorded["non_kwargs"][key] for key in arguments} == arguments
 
 
 def test_bernoulli_rejects_values_outside_unit_interval():

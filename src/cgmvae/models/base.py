@@ -32,6 +32,7 @@ from cgmvae.modules.base import AutoencoderModule
 from cgmvae.nn.likelihood import get_likelihood
 from cgmvae.train.checkpoints import LAST_CHECKPOINT, PeriodicCheckpoint
 from cgmvae.train.plan import AutoencoderTrainingPlan, check_plan_kwargs
+from cgmvae.train.quiet import quiet_lightning
 from cgmvae.validation import (
     check_anndata,
     check_covariates,
@@ -48,10 +49,6 @@ from cgmvae.validation import (
 
 logger = logging.getLogger(__name__)
 
-# Lightning 2.6 calls a torch API that torch 2.10+ deprecated, once per training step; the
-# user can do nothing about it, so it is not shown.
-warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-
 
 def default_max_epochs(n_obs: int) -> int:
     """Epochs such that small data sets get 400 epochs and larger ones ~8·10⁶ cell visits."""
@@ -64,7 +61,11 @@ class BaseAutoencoderModel(
     """AnnData front end shared by AE, VAE, CVAE, GMVAE and CGMVAE.
 
     Subclasses set ``_module_cls``, whether they take a condition (``_conditional``) and
-    their training-plan defaults; their ``__init__`` lists the model's hyper-parameters.
+    their training-plan defaults; their ``__init__`` lists the model's hyper-parameters and
+    records them with ``_get_init_params(locals())``. Three hooks let a mixin add to the
+    model without overriding ``__init__`` or ``train``: :meth:`_resolve_module_kwargs`
+    (defaults that depend on other arguments), :meth:`_registry_module_kwargs` (module
+    arguments read off the data) and :meth:`_training_callbacks`.
     scvi-tools' ``VAEMixin`` gives :meth:`get_elbo`, :meth:`get_reconstruction_error`,
     :meth:`get_marginal_ll` and :meth:`get_latent_representation`; its ``RNASeqMixin``
     gives :meth:`get_normalized_expression` and :meth:`differential_expression` (count
@@ -80,12 +81,7 @@ class BaseAutoencoderModel(
     def __init__(
         self, adata: AnnData | None = None, registry: dict | None = None, **module_kwargs
     ):
-        check_model_params(**module_kwargs)
-        width, depth = get_likelihood(module_kwargs["likelihood"]).network_size
-        if module_kwargs["n_hidden"] is None:
-            module_kwargs["n_hidden"] = width
-        if module_kwargs["n_layers"] is None:
-            module_kwargs["n_layers"] = depth
+        module_kwargs = self._resolve_module_kwargs(module_kwargs)
         super().__init__(adata, registry)
         if adata is not None:
             data = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
@@ -109,9 +105,31 @@ class BaseAutoencoderModel(
         """Lower-case model name used in AnnData keys (``X_<name>``)."""
         return type(self).__name__.lower()
 
+    def _resolve_module_kwargs(self, module_kwargs: dict) -> dict:
+        """Check the hyper-parameters; return them with argument-dependent defaults filled in.
+
+        Here: ``n_hidden``/``n_layers`` ``None`` become the likelihood's ``network_size``.
+        """
+        check_model_params(**module_kwargs)
+        width, depth = get_likelihood(module_kwargs["likelihood"]).network_size
+        resolved = dict(module_kwargs)
+        if resolved["n_hidden"] is None:
+            resolved["n_hidden"] = width
+        if resolved["n_layers"] is None:
+            resolved["n_layers"] = depth
+        return resolved
+
     def _registry_module_kwargs(self, module_kwargs: dict) -> dict:
         """Return module arguments read off the data registry (none for this class)."""
         return {}
+
+    def _training_callbacks(self, max_epochs: int) -> list:
+        """Lightning callbacks this model adds to every training run (none for this class)."""
+        return []
+
+    def _earliest_stop(self, max_epochs: int) -> int:
+        """Return the first epoch at which early stopping may end training."""
+        return 0
 
     def _covariate_sizes(self) -> dict:
         """Categories of condition, batch and each covariate, as the module takes them."""
@@ -275,21 +293,28 @@ class BaseAutoencoderModel(
         drop_last = splitter_kwargs.get("drop_last", False)
         n_train = self._training_set_size(train_size, batch_size, drop_last)
         check_trainable(self.adata.n_obs, n_train, batch_size, drop_last)
+        max_epochs = max_epochs or default_max_epochs(self.adata.n_obs)
+        callbacks = list(trainer_kwargs.get("callbacks") or [])
+        callbacks.extend(self._training_callbacks(max_epochs))
         if checkpoint_every is not None:
-            checkpoint = PeriodicCheckpoint(checkpoint_dir, checkpoint_every)
-            trainer_kwargs["callbacks"] = [*(trainer_kwargs.get("callbacks") or []), checkpoint]
+            callbacks.append(PeriodicCheckpoint(checkpoint_dir, checkpoint_every))
+        trainer_kwargs["callbacks"] = callbacks
+        earliest = min(max_epochs, self._earliest_stop(max_epochs))
+        if early_stopping and earliest > 0:
+            trainer_kwargs["min_epochs"] = max(trainer_kwargs.get("min_epochs") or 0, earliest)
         interrupt_handler = signal.getsignal(signal.SIGINT)
         try:
-            return super().train(
-                max_epochs=max_epochs or default_max_epochs(self.adata.n_obs),
-                batch_size=batch_size,
-                accelerator=accelerator,
-                devices=devices,
-                train_size=train_size,
-                early_stopping=early_stopping,
-                plan_kwargs=plan_kwargs,
-                **trainer_kwargs,
-            )
+            with quiet_lightning():
+                return super().train(
+                    max_epochs=max_epochs,
+                    batch_size=batch_size,
+                    accelerator=accelerator,
+                    devices=devices,
+                    train_size=train_size,
+                    early_stopping=early_stopping,
+                    plan_kwargs=plan_kwargs,
+                    **trainer_kwargs,
+                )
         except (KeyboardInterrupt, SystemExit):
             # Lightning ignores Ctrl-C after an interrupt; give the session its handler back.
             if threading.current_thread() is threading.main_thread():
@@ -475,9 +500,16 @@ class BaseAutoencoderModel(
         latent_key
             Key in ``.obsm``; default ``"X_<model>"``.
         """
+        self._write_latent_and_params(adata, latent_key, self.get_latent_representation(adata))
+
+    def _write_latent_and_params(
+        self, adata: AnnData | None, latent_key: str | None, latent: np.ndarray
+    ) -> AnnData:
+        """Write ``latent`` and ``.uns["<model>"]``; return the AnnData written to."""
         target = self.adata if adata is None else adata
-        target.obsm[latent_key or f"X_{self.name}"] = self.get_latent_representation(adata)
+        target.obsm[latent_key or f"X_{self.name}"] = latent
         target.uns[self.name] = self._params_for_uns()
+        return target
 
     def _params_for_uns(self) -> dict:
         """Model and setup parameters, with values h5ad can store."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from anndata import AnnData
+
+from cgmvae.constants import ConditionEffectKind
 from cgmvae.models.conditional import ConditionalMixin
 from cgmvae.models.gmvae import GMVAE
 
@@ -15,9 +18,21 @@ class CGMVAE(ConditionalMixin, GMVAE):
     changes the decoder's outputs by a response shared by all cells plus one per cluster,
     shrunk toward the shared one (``condition_effect="additive"``, see
     :class:`~cgmvae.models.conditional.ConditionalMixin`), so that a cluster never seen
-    under a condition gets the shared response. Parameters as :class:`GMVAE` plus
-    ``condition_effect`` and ``specific_effect_scale``; training and cluster methods as
+    under a condition gets the shared response. Training and cluster methods as
     :class:`GMVAE`; register the condition with ``setup_anndata(condition_key=...)``.
+
+    Parameters
+    ----------
+    adata, registry, n_clusters, components_per_cluster, n_latent, n_hidden, n_layers, \
+dropout_rate, likelihood, beta, beta_y, free_bits, learn_cluster_weights, n_mc_samples, \
+classification_weight
+        As for :class:`GMVAE`.
+    condition_effect
+        How the condition changes the decoder: ``None`` (default) is ``"additive"`` for
+        count likelihoods and ``"affine"`` for the others; ``"injected"`` makes it an input
+        of every decoder layer (see :class:`~cgmvae.models.conditional.ConditionalMixin`).
+    specific_effect_scale
+        Scale of the Laplace prior shrinking each cluster's response toward the shared one.
 
     Examples
     --------
@@ -27,3 +42,45 @@ class CGMVAE(ConditionalMixin, GMVAE):
     >>> model.write_results(adata)  # X_cgmvae, cgmvae_cluster, cgmvae_cluster_probs
     >>> stimulated = model.predict_counterfactual(target_condition="stim")
     """
+
+    def __init__(
+        self,
+        adata: AnnData | None = None,
+        registry: dict | None = None,
+        n_clusters: int = 10,
+        components_per_cluster: int = 4,
+        n_latent: int = 10,
+        n_hidden: int | None = None,
+        n_layers: int | None = None,
+        dropout_rate: float = 0.1,
+        likelihood: str = "nb",
+        beta: float = 1.0,
+        beta_y: float = 1.0,
+        free_bits: float = 0.0,
+        learn_cluster_weights: bool = False,
+        n_mc_samples: int = 1,
+        classification_weight: float = 100.0,
+        condition_effect: ConditionEffectKind | None = None,
+        specific_effect_scale: float = 0.1,
+    ):
+        # the GMVAE's __init__ records its own arguments; build with this model's instead
+        super(GMVAE, self).__init__(
+            adata,
+            registry,
+            n_clusters=n_clusters,
+            components_per_cluster=components_per_cluster,
+            n_latent=n_latent,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            dropout_rate=dropout_rate,
+            likelihood=likelihood,
+            beta=beta,
+            beta_y=beta_y,
+            free_bits=free_bits,
+            learn_cluster_weights=learn_cluster_weights,
+            n_mc_samples=n_mc_samples,
+            classification_weight=classification_weight,
+            condition_effect=condition_effect,
+            specific_effect_scale=specific_effect_scale,
+        )
+        self.init_params_ = self._get_init_params(locals())

@@ -8,7 +8,6 @@ import torch
 from anndata import AnnData
 
 from cgmvae.constants import MODULE_KEYS, REGISTRY_KEYS, PlacementMethod
-from cgmvae.models.base import default_max_epochs
 from cgmvae.train.placement import PlaceMixture
 
 PLACEMENT_ARGUMENTS = (
@@ -96,16 +95,19 @@ class ClusterMixin:
             Passed to :meth:`BaseAutoencoderModel.train` (``batch_size``, ``plan_kwargs``,
             trainer arguments, ...).
         """
-        max_epochs = max_epochs or default_max_epochs(self.adata.n_obs)
-        placement = PlaceMixture(
+        self._mixture_placement = PlaceMixture(
             cluster_init, cluster_placement, placement_max_cells, cluster_refine=cluster_refine
         )
-        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), placement]
-        if early_stopping:
-            placed = placement.placement_epoch(max_epochs)
-            min_epochs = min(max_epochs, placed + max(1, (max_epochs - placed) // 4))
-            kwargs["min_epochs"] = max(kwargs.get("min_epochs", 0), min_epochs)
         return super().train(max_epochs, early_stopping=early_stopping, **kwargs)
+
+    def _training_callbacks(self, max_epochs: int) -> list:
+        """Add the mixture placement that :meth:`train` set up."""
+        return [*super()._training_callbacks(max_epochs), self._mixture_placement]
+
+    def _earliest_stop(self, max_epochs: int) -> int:
+        """Return a quarter of the remaining epochs (at least one) after the placement."""
+        placed = self._mixture_placement.placement_epoch(max_epochs)
+        return placed + max(1, (max_epochs - placed) // 4)
 
     def _misplaced_plan_kwargs(self) -> dict[str, str]:
         return {
@@ -251,11 +253,9 @@ class ClusterMixin:
             Key in ``.obs`` for the clusters; the probabilities go to
             ``.obsm[f"{cluster_key}_probs"]``. Default ``"<model>_cluster"``.
         """
-        target = self.adata if adata is None else adata
         outputs = self._collect(self._latent_and_cluster_probs, adata)  # one inference pass
         n_latent = self.module.n_latent
-        target.obsm[latent_key or f"X_{self.name}"] = outputs[:, :n_latent]
-        target.uns[self.name] = self._params_for_uns()
+        target = self._write_latent_and_params(adata, latent_key, outputs[:, :n_latent])
         cluster_key = cluster_key or f"{self.name}_cluster"
         probs = outputs[:, n_latent:]
         names = np.asarray(self.cluster_names)

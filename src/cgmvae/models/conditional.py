@@ -9,7 +9,6 @@ from anndata import AnnData
 from cgmvae.constants import (
     MODULE_KEYS,
     REGISTRY_KEYS,
-    ConditionEffectKind,
     check_condition_effect,
 )
 from cgmvae.nn.likelihood import get_likelihood
@@ -22,10 +21,11 @@ COUNTERFACTUAL_SD_LAYER = "counterfactual_sd"
 class ConditionalMixin:
     """The condition's place in the decoder, and :meth:`predict_counterfactual`.
 
+    The arguments :class:`~cgmvae.CVAE` and :class:`~cgmvae.CGMVAE` add to their unconditional
+    model's:
+
     Parameters
     ----------
-    adata, registry
-        As for the model class.
     condition_effect
         ``"additive"`` (the default for count likelihoods): the decoder's hidden layers do
         not see the condition; it adds a change of each output (log-expression for counts)
@@ -42,58 +42,31 @@ class ConditionalMixin:
     specific_effect_scale
         Scale of the Laplace prior on the cluster-specific changes (smaller: more
         shrinkage toward the shared change).
-    **kwargs
-        Hyper-parameters of the model class.
     """
 
     _conditional = True
 
-    def __init__(
-        self,
-        adata: AnnData | None = None,
-        registry: dict | None = None,
-        condition_effect: ConditionEffectKind | None = None,
-        specific_effect_scale: float = 0.1,
-        **kwargs,
-    ):
-        if condition_effect is not None:
-            check_condition_effect(condition_effect)
-        if not specific_effect_scale > 0:
-            raise ValueError(
-                f"specific_effect_scale must be positive, got {specific_effect_scale}."
-            )
-        self._condition_kwargs = {
-            "condition_effect": condition_effect,
-            "specific_effect_scale": specific_effect_scale,
-        }
-        super().__init__(adata, registry, **kwargs)
-        self.init_params_ = {
-            "kwargs": {},
-            "non_kwargs": {**self._hyperparameters, **self._condition_kwargs},
-        }
-        self._model_summary_string += ", " + ", ".join(
-            f"{key}={value!r}" for key, value in self._resolved_condition_kwargs.items()
-        )
+    def _resolve_module_kwargs(self, module_kwargs: dict) -> dict:
+        """Check the condition arguments; ``condition_effect=None`` follows the likelihood."""
+        resolved = super()._resolve_module_kwargs(module_kwargs)
+        if resolved["condition_effect"] is None:
+            counts = get_likelihood(resolved["likelihood"]).counts
+            resolved["condition_effect"] = "additive" if counts else "affine"
+        check_condition_effect(resolved["condition_effect"])
+        scale = resolved["specific_effect_scale"]
+        if not scale > 0:
+            raise ValueError(f"specific_effect_scale must be positive, got {scale}.")
+        return resolved
 
-    def train(self, max_epochs: int | None = None, **kwargs):
-        """Train; an additive or affine condition effect starts from the data.
+    def _training_callbacks(self, max_epochs: int) -> list:
+        """Start an additive or affine condition effect from the data before training.
 
-        See :class:`~cgmvae.train.PlaceConditionEffect` (with ``n_groups`` the number of
-        clusters, at least :data:`~cgmvae.train.placement.effect.MIN_EFFECT_GROUPS`); other
-        arguments as for the model class's ``train``.
+        See :class:`~cgmvae.train.PlaceConditionEffect`, with ``n_groups`` the number of
+        clusters, at least :data:`~cgmvae.train.placement.effect.MIN_EFFECT_GROUPS`.
         """
-        n_clusters = getattr(getattr(self.module, "prior", None), "n_clusters", 0)
+        n_clusters = getattr(self.module, "n_clusters", 0)
         start = PlaceConditionEffect(n_groups=max(MIN_EFFECT_GROUPS, n_clusters))
-        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), start]
-        return super().train(max_epochs, **kwargs)
-
-    def _registry_module_kwargs(self, module_kwargs: dict) -> dict:
-        condition_kwargs = dict(self._condition_kwargs)
-        if condition_kwargs["condition_effect"] is None:
-            counts = get_likelihood(module_kwargs["likelihood"]).counts
-            condition_kwargs["condition_effect"] = "additive" if counts else "affine"
-        self._resolved_condition_kwargs = condition_kwargs
-        return {**super()._registry_module_kwargs(module_kwargs), **condition_kwargs}
+        return [start, *super()._training_callbacks(max_epochs)]
 
     @torch.inference_mode()
     def predict_counterfactual(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from anndata import AnnData
 
+from cgmvae.constants import ConditionEffectKind
 from cgmvae.models.base import BaseAutoencoderModel
 from cgmvae.models.conditional import ConditionalMixin
 from cgmvae.modules.vae import VAEModule
@@ -75,8 +76,18 @@ class CVAE(ConditionalMixin, VAE):
     The condition registered with ``setup_anndata(condition_key=...)`` enters encoder and
     decoder, so z need not encode it; in the decoder by default as a response shared by all
     cells (``condition_effect="additive"``, see
-    :class:`~cgmvae.models.conditional.ConditionalMixin`). Parameters as :class:`VAE` plus
-    ``condition_effect``.
+    :class:`~cgmvae.models.conditional.ConditionalMixin`).
+
+    Parameters
+    ----------
+    adata, registry, n_latent, n_hidden, n_layers, dropout_rate, likelihood, beta, n_mc_samples
+        As for :class:`VAE`.
+    condition_effect
+        How the condition changes the decoder: ``None`` (default) is ``"additive"`` (a
+        response shared by all cells) for count likelihoods and ``"affine"`` for the others;
+        ``"injected"`` makes it an input of every decoder layer.
+    specific_effect_scale
+        Unused without clusters; kept so that every conditional model takes it.
 
     Examples
     --------
@@ -86,3 +97,33 @@ class CVAE(ConditionalMixin, VAE):
     >>> model.write_results(adata)  # .obsm["X_cvae"]
     >>> stimulated = model.predict_counterfactual(target_condition="stim")
     """
+
+    def __init__(
+        self,
+        adata: AnnData | None = None,
+        registry: dict | None = None,
+        n_latent: int = 10,
+        n_hidden: int | None = None,
+        n_layers: int | None = None,
+        dropout_rate: float = 0.1,
+        likelihood: str = "nb",
+        beta: float = 1.0,
+        n_mc_samples: int = 1,
+        condition_effect: ConditionEffectKind | None = None,
+        specific_effect_scale: float = 0.1,
+    ):
+        # the VAE's __init__ records its own arguments; build with this model's instead
+        super(VAE, self).__init__(
+            adata,
+            registry,
+            n_latent=n_latent,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            dropout_rate=dropout_rate,
+            likelihood=likelihood,
+            beta=beta,
+            n_mc_samples=n_mc_samples,
+            condition_effect=condition_effect,
+            specific_effect_scale=specific_effect_scale,
+        )
+        self.init_params_ = self._get_init_params(locals())
