@@ -1,5 +1,6 @@
 """Fixtures shared by every test folder."""
 
+import logging
 import os
 
 import pytest
@@ -32,3 +33,15 @@ def seed():
 def seeded(seed):
     scvi.settings.seed = seed
     yield
+
+
+@pytest.fixture
+def logged():
+    """Messages the package logs during the test (its logger does not propagate to pytest's)."""
+    records = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = logging.getLogger("cgmvae")
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)

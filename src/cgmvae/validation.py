@@ -127,7 +127,10 @@ class ValueSummary:
     n_inf: int = 0
     minimum: float = np.inf
     maximum: float = -np.inf
+    #: integers to within ``np.allclose``'s tolerance
     integers: bool = True
+    #: integers exactly (no rounding error)
+    exact_integers: bool = True
 
     @property
     def finite(self) -> bool:
@@ -164,9 +167,131 @@ def summarize_values(data) -> ValueSummary:
             continue
         summary.minimum = min(summary.minimum, float(chunk.min()))
         summary.maximum = max(summary.maximum, float(chunk.max()))
+        _update_integrality(summary, chunk)
+    return summary
+
+
+def _update_integrality(summary: ValueSummary, chunk: np.ndarray) -> None:
+    if not summary.exact_integers:
         if summary.integers and not np.allclose(chunk, np.round(chunk)):
             summary.integers = False
-    return summary
+        return
+    rounded = np.round(chunk)
+    if not np.array_equal(chunk, rounded):
+        summary.exact_integers = False
+        summary.integers = bool(np.allclose(chunk, rounded))
+
+
+@dataclass
+class MatrixScan:
+    """The registered matrix read once: its values, and its total per cell and per gene."""
+
+    values: ValueSummary
+    cell_totals: np.ndarray
+    gene_totals: np.ndarray
+
+
+def scan_matrix(data) -> MatrixScan:
+    """Summarise the values of ``data`` and sum its rows and columns in one pass over rows.
+
+    Dense and CSR matrices are read :data:`CHUNK_VALUES` at a time; a CSC matrix (whose
+    rows are not contiguous) is summarised over its stored values and summed by scipy.
+    """
+    if sp.issparse(data) and data.format != "csr":
+        return MatrixScan(
+            summarize_values(data),
+            np.asarray(data.sum(1)).ravel(),
+            np.asarray(data.sum(0)).ravel(),
+        )
+    n_obs, n_vars = data.shape
+    step = max(1, CHUNK_VALUES // max(1, n_vars))
+    summary, cells, genes = ValueSummary(), [], np.zeros(n_vars)
+    for start in range(0, n_obs, step):
+        block = data[start : start + step]
+        values = block.data if sp.issparse(block) else np.asarray(block).ravel()
+        part = summarize_values(values)
+        _merge(summary, part)
+        cells.append(np.asarray(block.sum(1), dtype=np.float64).ravel())
+        genes += np.asarray(block.sum(0), dtype=np.float64).ravel()
+    return MatrixScan(summary, np.concatenate(cells), genes)
+
+
+def _merge(summary: ValueSummary, part: ValueSummary) -> None:
+    summary.n_nan += part.n_nan
+    summary.n_inf += part.n_inf
+    summary.minimum = min(summary.minimum, part.minimum)
+    summary.maximum = max(summary.maximum, part.maximum)
+    summary.integers = summary.integers and part.integers
+    summary.exact_integers = summary.exact_integers and part.exact_integers
+
+
+def check_no_duplicate_entries(data, location: str = "The registered data") -> None:
+    """Raise ``ValueError`` if a sparse ``data`` stores one (cell, gene) entry more than once.
+
+    The checks read the stored values, and two entries 0.5 + 0.5 of one count would look
+    like fractions; scipy sums them only on request.
+    """
+    if not sp.issparse(data) or data.format not in ("csr", "csc"):
+        return
+    if getattr(data, "has_canonical_format", False):
+        return
+    major = np.repeat(np.arange(len(data.indptr) - 1, dtype=np.int64), np.diff(data.indptr))
+    keys = major * data.shape[1 if data.format == "csr" else 0] + data.indices
+    if np.unique(keys).size < keys.size:
+        raise ValueError(
+            f"{location} is a sparse matrix that stores some (cell, gene) entries more than "
+            f"once, which the checks and the model would read apart. Merge them first: call "
+            f".sum_duplicates() on {location}."
+        )
+
+
+def check_names(adata: AnnData) -> None:
+    """Refuse duplicate gene names; warn about duplicate cell names.
+
+    Genes are matched by name when a trained model meets new data, so they must be
+    unique. Cells are used by position; duplicate names only make results ambiguous to
+    look up.
+    """
+    duplicated = adata.var_names[adata.var_names.duplicated()]
+    if len(duplicated):
+        raise ValueError(
+            f"adata.var_names has {len(duplicated)} duplicate gene names "
+            f"({_preview(duplicated.unique())}); genes are matched by name, so they must be "
+            "unique. Run adata.var_names_make_unique() first."
+        )
+    duplicated = adata.obs_names[adata.obs_names.duplicated()]
+    if len(duplicated):
+        logger.warning(
+            "adata.obs_names has %d duplicate cell names (%s); results are written by "
+            "position, but looking cells up by name will be ambiguous. "
+            "adata.obs_names_make_unique() fixes it.",
+            len(duplicated),
+            _preview(duplicated.unique()),
+        )
+
+
+def warn_empty_genes(gene_totals: np.ndarray, var_names: pd.Index, location: str) -> None:
+    """Log a warning naming the genes that are zero in every cell of ``location``."""
+    empty = var_names[np.asarray(gene_totals) == 0]
+    if len(empty):
+        logger.warning(
+            "%d of %d genes are zero in every cell of %s (%s); they only cost time and "
+            "their decoder weights learn nothing. Drop them first, e.g. "
+            "sc.pp.filter_genes(adata, min_cells=1).",
+            len(empty),
+            len(var_names),
+            location,
+            _preview(empty),
+        )
+
+
+def check_n_clusters(n_clusters: int, n_cells: int, what: str) -> None:
+    """Raise ``ValueError`` if fewer than ``n_clusters`` cells are there to place them on."""
+    if n_clusters > n_cells:
+        raise ValueError(
+            f"n_clusters={n_clusters} but {what} only {n_cells} cells; every cluster needs "
+            f"cells to be placed on. Use n_clusters <= {n_cells} or more cells."
+        )
 
 
 def _raise_if_not_finite(summary: ValueSummary, location: str) -> None:
@@ -178,7 +303,12 @@ def _raise_if_not_finite(summary: ValueSummary, location: str) -> None:
 
 
 def check_finite(data, location: str = "The registered data") -> None:
-    """Raise ``ValueError`` if ``data`` (dense or sparse) holds NaN or infinite values."""
+    """Raise ``ValueError`` if ``data`` (dense or sparse) holds NaN or infinite values.
+
+    A sparse matrix that stores an entry twice is refused too
+    (:func:`check_no_duplicate_entries`).
+    """
+    check_no_duplicate_entries(data, location)
     _raise_if_not_finite(summarize_values(data), location)
 
 
@@ -193,7 +323,12 @@ def check_values_for_likelihood(
     names the data in the messages (e.g. ``"adata.layers['counts']"``). The data are read
     in chunks, never copied whole.
     """
-    summary = summarize_values(data)
+    check_no_duplicate_entries(data, location)
+    check_summary_for_likelihood(summarize_values(data), likelihood, location)
+
+
+def check_summary_for_likelihood(summary: ValueSummary, likelihood: str, location: str) -> None:
+    """:func:`check_values_for_likelihood` on values already summarised."""
     _raise_if_not_finite(summary, location)
     get_likelihood(likelihood).check_values(summary, location)
 

@@ -1,5 +1,7 @@
 """A failed call explains itself and leaves the user's AnnData exactly as it was."""
 
+import warnings
+
 import anndata
 import numpy as np
 import pandas as pd
@@ -352,7 +354,9 @@ def test_inference_refuses_missing_and_extra_genes(trained):
 def test_inference_refuses_a_different_gene_count_of_the_same_names(trained):
     model, _ = trained
     duplicated = anndata.concat([query()[:, ::-1], query()[:, :1]], axis=1, merge="same")
-    with pytest.raises(ValueError, match=r"duplicated \('gene_0'\).*var_names_make_unique"):
+    with pytest.raises(
+        ValueError, match=r"duplicate gene names \('gene_0'\).*var_names_make_unique"
+    ):
         model.get_latent_representation(duplicated)
 
 
@@ -628,3 +632,84 @@ def test_save_refuses_an_existing_folder_without_overwrite(trained, tmp_path):
     (tmp_path / "saved").mkdir()
     with pytest.raises(ValueError, match="overwrite=True"):
         model.save(tmp_path / "saved")
+
+
+# 10. names, sparse storage, empty genes, too few cells ------------------------------------
+
+
+def test_duplicate_gene_names_are_refused_at_setup():
+    adata = small_adata()
+    adata.var_names = ["g0", "g0", *adata.var_names[2:]]
+    before = snapshot(adata)
+    with pytest.raises(ValueError, match=r"1 duplicate gene names \('g0'\).*make_unique"):
+        GMVAE.setup_anndata(adata, layer="counts")
+    assert_unchanged(adata, before)
+
+
+def test_duplicate_cell_names_are_logged_at_setup(logged):
+    adata = small_adata()
+    adata.obs_names = ["c0", "c0", *adata.obs_names[2:]]
+    GMVAE.setup_anndata(adata, layer="counts")
+    assert any("1 duplicate cell names ('c0')" in message for message in logged)
+
+
+def test_a_sparse_matrix_storing_an_entry_twice_is_refused():
+    adata = small_adata()
+    counts = adata.layers["counts"].tocsr()
+    row = counts[:1]
+    doubled = sp.csr_matrix(
+        (np.r_[row.data / 2, row.data[:1] / 2, row.data[1:] / 2],
+         np.r_[row.indices, row.indices],
+         [0, 2 * row.nnz]),
+        shape=row.shape,
+    )  # fmt: skip
+    adata.layers["counts"] = sp.vstack([doubled, counts[1:]], format="csr")
+    adata.layers["counts"].has_canonical_format = False
+    with pytest.raises(ValueError, match=r"more than once.*sum_duplicates\(\)"):
+        GMVAE.setup_anndata(adata, layer="counts")
+
+
+def test_genes_zero_in_every_cell_are_named(logged):
+    adata = small_adata()
+    counts = adata.layers["counts"].toarray()
+    counts[:, :3] = 0
+    adata.layers["counts"] = sp.csr_matrix(counts)
+    GMVAE.setup_anndata(adata, layer="counts")
+    GMVAE(adata, n_clusters=2, **TINY)
+    names = ", ".join(repr(name) for name in adata.var_names[:3])
+    assert any("3 of 50 genes are zero in every cell" in m and names in m for m in logged)
+
+
+def test_counts_that_are_integers_only_up_to_rounding_are_logged(logged):
+    adata = small_adata()
+    adata.layers["counts"] = adata.layers["counts"].toarray().astype(np.float64) + 1e-9
+    GMVAE.setup_anndata(adata, layer="counts")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no non-integer warning: they are counts
+        GMVAE(adata, n_clusters=2, **TINY)
+    assert any("integers only up to rounding error" in message for message in logged)
+
+
+def test_more_clusters_than_cells_are_refused_before_training(quiet):
+    adata = small_adata(n_obs=120)
+    GMVAE.setup_anndata(adata, layer="counts")
+    with pytest.raises(ValueError, match="n_clusters=130 but adata has only 120 cells"):
+        GMVAE(adata, n_clusters=130, **TINY)
+    model = GMVAE(adata, n_clusters=115, **TINY)
+    with pytest.raises(ValueError, match="n_clusters=115 but the placement would use only 108"):
+        model.train(max_epochs=2, **quiet)
+    with pytest.raises(ValueError, match="placement would use only 50 cells"):
+        GMVAE(adata, n_clusters=60, **TINY).train(max_epochs=2, placement_max_cells=50, **quiet)
+    assert not model.is_trained
+
+
+def test_a_condition_too_rare_for_its_response_is_named(quiet, logged):
+    adata = small_adata(n_obs=200)
+    rare = np.flatnonzero(adata.obs["condition"] == "condition_1")[3:]
+    keep = np.setdiff1d(np.arange(adata.n_obs), rare)
+    adata = adata[keep].copy()
+    train_tiny(quiet, CGMVAE, adata, {"layer": "counts", "condition_key": "condition"},
+               epochs=1, n_clusters=2)  # fmt: skip
+    assert any(
+        "response to condition(s) 'condition_1' is not estimated" in message for message in logged
+    ), logged

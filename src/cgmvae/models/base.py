@@ -34,17 +34,22 @@ from cgmvae.train.checkpoints import LAST_CHECKPOINT, PeriodicCheckpoint
 from cgmvae.train.plan import AutoencoderTrainingPlan, check_plan_kwargs
 from cgmvae.train.quiet import quiet_lightning
 from cgmvae.validation import (
+    MatrixScan,
     check_anndata,
     check_covariates,
     check_finite,
     check_label_probs,
     check_layer,
     check_model_params,
+    check_names,
+    check_no_duplicate_entries,
     check_obs_complete,
     check_obs_key,
+    check_summary_for_likelihood,
     check_trainable,
-    check_values_for_likelihood,
     data_location,
+    scan_matrix,
+    warn_empty_genes,
 )
 
 logger = logging.getLogger(__name__)
@@ -84,9 +89,7 @@ class BaseAutoencoderModel(
         module_kwargs = self._resolve_module_kwargs(module_kwargs)
         super().__init__(adata, registry)
         if adata is not None:
-            data = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
-            location = data_location(self.registry_["setup_args"].get("layer"))
-            check_values_for_likelihood(data, module_kwargs["likelihood"], location)
+            scan = self._scan_registered_data(module_kwargs["likelihood"])
         self.module = self._module_cls(
             n_input=self.summary_stats.n_vars,
             **self._covariate_sizes(),
@@ -94,8 +97,7 @@ class BaseAutoencoderModel(
             **self._registry_module_kwargs(module_kwargs),
         )
         if adata is not None:
-            libraries = np.asarray(data.sum(1)).ravel()
-            self.module.typical_library.fill_(float(np.median(libraries)))
+            self.module.typical_library.fill_(float(np.median(scan.cell_totals)))
         self._hyperparameters = dict(module_kwargs)
         settings = ", ".join(f"{key}={value!r}" for key, value in module_kwargs.items())
         self._model_summary_string = f"{type(self).__name__}: {settings}"
@@ -104,6 +106,20 @@ class BaseAutoencoderModel(
     def name(self) -> str:
         """Lower-case model name used in AnnData keys (``X_<name>``)."""
         return type(self).__name__.lower()
+
+    def _scan_registered_data(self, likelihood: str) -> MatrixScan:
+        """Read the registered matrix once; return its totals per cell and gene.
+
+        Checks its values against ``likelihood`` and warns about genes that are zero in
+        every cell on the way.
+        """
+        data = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
+        location = data_location(self.registry_["setup_args"].get("layer"))
+        check_no_duplicate_entries(data, location)
+        scan = scan_matrix(data)
+        check_summary_for_likelihood(scan.values, likelihood, location)
+        warn_empty_genes(scan.gene_totals, self.adata.var_names, location)
+        return scan
 
     def _resolve_module_kwargs(self, module_kwargs: dict) -> dict:
         """Check the hyper-parameters; return them with argument-dependent defaults filled in.
@@ -192,6 +208,7 @@ class BaseAutoencoderModel(
         """
         cls._check_setup_roles(condition_key, labels_key, label_probs_key)
         check_anndata(adata)
+        check_names(adata)
         check_layer(adata, layer)
         for key, argument in ((condition_key, "condition_key"), (batch_key, "batch_key")):
             check_obs_key(adata, key, argument)

@@ -9,6 +9,7 @@ from anndata import AnnData
 
 from cgmvae.constants import MODULE_KEYS, REGISTRY_KEYS, PlacementMethod
 from cgmvae.train.placement import PlaceMixture
+from cgmvae.validation import check_n_clusters
 
 PLACEMENT_ARGUMENTS = (
     "cluster_init",
@@ -49,6 +50,8 @@ class ClusterMixin:
     def _registry_module_kwargs(self, module_kwargs: dict) -> dict:
         n_labels = len(self.label_names)
         n_clusters = module_kwargs["n_clusters"]
+        if self.adata is not None:
+            check_n_clusters(n_clusters, self.adata.n_obs, "adata has")
         if n_labels > n_clusters:
             raise ValueError(
                 f"The labels name {n_labels} classes but n_clusters={n_clusters}; "
@@ -95,6 +98,13 @@ class ClusterMixin:
             Passed to :meth:`BaseAutoencoderModel.train` (``batch_size``, ``plan_kwargs``,
             trainer arguments, ...).
         """
+        n_train = self._training_set_size(
+            kwargs.get("train_size"),
+            kwargs.get("batch_size", 128),
+            (kwargs.get("datasplitter_kwargs") or {}).get("drop_last", False),
+        )
+        n_placed = min(n_train, placement_max_cells)
+        check_n_clusters(self.module.n_clusters, n_placed, "the placement would use")
         self._mixture_placement = PlaceMixture(
             cluster_init, cluster_placement, placement_max_cells, cluster_refine=cluster_refine
         )

@@ -65,7 +65,9 @@ class ConditionalMixin:
         clusters, at least :data:`~cgmvae.train.placement.effect.MIN_EFFECT_GROUPS`.
         """
         n_clusters = getattr(self.module, "n_clusters", 0)
-        start = PlaceConditionEffect(n_groups=max(MIN_EFFECT_GROUPS, n_clusters))
+        start = PlaceConditionEffect(
+            n_groups=max(MIN_EFFECT_GROUPS, n_clusters), condition_names=self.conditions
+        )
         return [start, *super()._training_callbacks(max_epochs)]
 
     @torch.inference_mode()

@@ -19,6 +19,7 @@ from cgmvae.validation import (
     check_covariates,
     check_known_categories,
     check_layer,
+    check_names,
     check_obs_complete,
     check_obs_key,
     check_values_for_likelihood,
@@ -87,6 +88,7 @@ def check_query(adata: AnnData, registry: dict, likelihood: str | None = None) -
     support (:func:`~cgmvae.validation.check_values_for_likelihood`).
     """
     check_anndata(adata)
+    check_names(adata)
     layer = registry["setup_args"].get("layer")
     check_layer(adata, layer)
     check_query_obs(adata, registry)

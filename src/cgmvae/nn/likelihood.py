@@ -10,6 +10,7 @@ decorated with :func:`register_likelihood`.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import TYPE_CHECKING, ClassVar
 
@@ -22,6 +23,8 @@ from cgmvae.nn.negative_binomial import GeneNegativeBinomial
 
 if TYPE_CHECKING:
     from cgmvae.validation import ValueSummary
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "LIKELIHOODS",
@@ -215,6 +218,12 @@ class CountLikelihood(LikelihoodHead):
                 "non-integer values; register raw counts with setup_anndata(layer=...).",
                 UserWarning,
                 stacklevel=4,
+            )
+        elif not summary.exact_integers:
+            logger.warning(
+                "%s hold counts that are integers only up to rounding error (e.g. 2.9999998); "
+                "they are modelled as they are. Round them (np.rint) if they should be whole.",
+                location,
             )
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import scvi
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from cgmvae.nn.condition_effect import MIN_CELLS
 from cgmvae.train.distributed import share_from_rank_zero
-from cgmvae.train.placement.pseudo_bulk import collect_cells, pool_groups
+from cgmvae.train.placement.pseudo_bulk import collect_cells, pool_groups, unobserved_conditions
+
+logger = logging.getLogger(__name__)
 
 #: Fewest k-means groups the shared response is estimated from. With as few groups as a
 #: CGMVAE's 4 clusters, a group can mix cell types differently under the two conditions;
@@ -39,6 +44,9 @@ class PlaceConditionEffect(Callback):
         Principal components clustered.
     seed
         Random state; ``None`` uses ``scvi.settings.seed``.
+    condition_names
+        Names of the condition codes, for the warning about a condition whose response
+        cannot be estimated (too few cells beside cells of the reference condition).
     """
 
     def __init__(
@@ -47,11 +55,13 @@ class PlaceConditionEffect(Callback):
         max_cells: int = 20_000,
         n_components: int = 20,
         seed: int | None = None,
+        condition_names: list[str] | None = None,
     ):
         self.n_groups = n_groups
         self.max_cells = max_cells
         self.n_components = n_components
         self.seed = scvi.settings.seed if seed is None else seed
+        self.condition_names = condition_names
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Estimate the condition's effect once, the first time the model is trained."""
@@ -69,4 +79,20 @@ class PlaceConditionEffect(Callback):
                     self.n_components, self.seed,
                 )  # fmt: skip
                 module.place_shared_effect(*summed)
+                self._warn_unestimated(unobserved_conditions(summed[2]))
         share_from_rank_zero(trainer, *module.placement_state())
+
+    def _warn_unestimated(self, codes: list[int]) -> None:
+        """Say which conditions' responses are left to training, and why."""
+        if not codes:
+            return
+        names = self.condition_names or [f"code {code}" for code in range(max(codes) + 1)]
+        logger.warning(
+            "The response to condition(s) %s is not estimated from the data before training: "
+            "no group of similar cells has %d or more cells under it and under the reference "
+            "condition %r. It is learned instead, and z may then encode the condition. Give "
+            "each condition more cells, or merge the rare ones.",
+            ", ".join(repr(names[code]) for code in codes),
+            MIN_CELLS,
+            names[0],
+        )

@@ -93,7 +93,16 @@ def sum_per_group(
 
 def every_condition_observed(n_cells: torch.Tensor) -> bool:
     """Whether each condition has a group observed under it and under the reference."""
-    return all(bool(observed_pairs(n_cells, code).any()) for code in range(1, n_cells.shape[1]))
+    return not unobserved_conditions(n_cells)
+
+
+def unobserved_conditions(n_cells: torch.Tensor) -> list[int]:
+    """Codes of the conditions with no group observed under them and under the reference.
+
+    ``n_cells`` is ``(n_groups, n_conditions)``; a group is observed under a condition with
+    :data:`~cgmvae.nn.condition_effect.MIN_CELLS` cells or more.
+    """
+    return [code for code in range(1, n_cells.shape[1]) if not observed_pairs(n_cells, code).any()]
 
 
 @torch.no_grad()
