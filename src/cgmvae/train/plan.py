@@ -183,8 +183,8 @@ class AutoencoderTrainingPlan(TrainingPlan):
     def get_optimizer_creator(self):
         """scvi-tools' Adam or AdamW, fused into one kernel per step where the device has one.
 
-        The same update as the per-parameter loop (measured: 0.5 ms instead of 2.2–3.0 ms a
-        step for a CGMVAE's 19 parameter tensors on CPU). Mixed precision with gradient
+        The same update as the per-parameter loop, in a fraction of its time on CPU
+        (``benchmarks/results/profile_findings.md``). Mixed precision with gradient
         clipping keeps the loop: Lightning cannot clip the gradients a fused optimizer unscales.
         """
         optimizers = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}

@@ -7,6 +7,7 @@
 - :mod:`~cgmvae.data.synthetic.ground_truth`: the one ``.uns["ground_truth"]`` scheme both
   write, read by :func:`true_log_fold_change`, :func:`true_mean` and
   :func:`true_cell_means`.
+- ``SimulationParams`` and ``EffectParams``: each generator's settings, checked once.
 - ``_checks`` (argument checks) and ``_counts`` (chunked negative binomial draws) are the
   private helpers.
 """

@@ -31,7 +31,7 @@ cell types as its groups and ``[control, stimulated]`` as its conditions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,53 @@ from cgmvae.data.synthetic.ground_truth import GROUND_TRUTH_KEY, make_ground_tru
 ORIGINAL_LAYER = "original_counts"
 #: Name of this generator in the ground truth.
 GENERATOR = "add_condition_effect"
+
+
+@dataclass(frozen=True)
+class EffectParams:
+    """The scalar settings of :func:`add_condition_effect` (see its parameters), checked once.
+
+    Raises
+    ------
+    ValueError
+        ``n_genes`` not a whole number >= 0, ``log_fold_change`` not positive, a fraction
+        outside [0, 1] (``stimulated_fraction`` strictly inside), or a negative ``min_mean``.
+    """
+
+    cell_type_key: str
+    n_genes: int
+    log_fold_change: float
+    shared_fraction: float
+    up_fraction: float
+    stimulated_fraction: float
+    condition_key: str
+    min_mean: float
+    seed: int
+    layer: str | None
+
+    def __post_init__(self) -> None:
+        _checks.check_count("n_genes", self.n_genes)
+        _checks.check_positive(
+            "log_fold_change",
+            self.log_fold_change,
+            hint="its sign is drawn per gene (set up_fraction=0 for down-regulation only)",
+        )
+        _checks.check_fraction("shared_fraction", self.shared_fraction)
+        _checks.check_fraction("up_fraction", self.up_fraction)
+        _checks.check_fraction("stimulated_fraction", self.stimulated_fraction, strict=True)
+        _checks.check_non_negative("min_mean", self.min_mean)
+
+    @classmethod
+    def from_arguments(cls, arguments: dict) -> EffectParams:
+        """Build from a call's arguments (``locals()`` of :func:`add_condition_effect`)."""
+        return cls(**{field.name: arguments[field.name] for field in fields(cls)})
+
+    def recorded(self) -> dict:
+        """Return the settings stored with the ground truth (``layer`` only when set)."""
+        settings = asdict(self)
+        if self.layer is None:
+            del settings["layer"]
+        return settings
 
 
 @dataclass(frozen=True)
@@ -159,17 +206,9 @@ def add_condition_effect(
         fraction or size is out of range, ``condition_key`` already exists, or too few genes
         are expressed at ``min_mean`` for ``n_genes``.
     """
-    _check_arguments(
-        adata,
-        n_genes=n_genes,
-        log_fold_change=log_fold_change,
-        shared_fraction=shared_fraction,
-        up_fraction=up_fraction,
-        stimulated_fraction=stimulated_fraction,
-        min_mean=min_mean,
-        layer=layer,
-        condition_key=condition_key,
-    )
+    params = EffectParams.from_arguments(locals())
+    _checks.check_layer(adata, layer, reserved=ORIGINAL_LAYER)
+    _checks.check_new_obs_column(adata, condition_key, "condition_key")
     condition_names = _checks.check_distinct_names(
         [control_name, stimulated_name], 2, "control_name and stimulated_name"
     )
@@ -180,65 +219,18 @@ def add_condition_effect(
     gene_seed, cell_seed, count_seed = np.random.SeedSequence(seed).spawn(3)
 
     means = _type_means(counts, labels.codes, len(labels.categories))
-    effects = _draw_effects(
-        np.random.default_rng(gene_seed),
-        means,
-        affected,
-        n_genes=n_genes,
-        log_fold_change=log_fold_change,
-        shared_fraction=shared_fraction,
-        up_fraction=up_fraction,
-        min_mean=min_mean,
-    )
+    effects = _draw_effects(np.random.default_rng(gene_seed), means, affected, params)
     stimulated = _assign_conditions(
         np.random.default_rng(cell_seed), labels.codes, stimulated_fraction
     )
     effective = _apply_effect(
         np.random.default_rng(count_seed), counts, effects.log_fold_changes, labels, stimulated
     )
-    params = {
-        "cell_type_key": cell_type_key,
-        "n_genes": n_genes,
-        "log_fold_change": log_fold_change,
-        "shared_fraction": shared_fraction,
-        "up_fraction": up_fraction,
-        "stimulated_fraction": stimulated_fraction,
-        "condition_key": condition_key,
-        "min_mean": min_mean,
-        "seed": seed,
-    }
-    if layer is not None:
-        params["layer"] = layer
     conditions = pd.Categorical.from_codes(stimulated.astype(np.int8), categories=condition_names)
-    truth = _ground_truth(effects, labels, affected, adata.var_names, conditions, params)
-    return _to_anndata(adata, source, counts, effective, layer, condition_key, conditions, truth)
-
-
-def _check_arguments(
-    adata: AnnData,
-    *,
-    n_genes: int,
-    log_fold_change: float,
-    shared_fraction: float,
-    up_fraction: float,
-    stimulated_fraction: float,
-    min_mean: float,
-    layer: str | None,
-    condition_key: str,
-) -> None:
-    """Apply the shared checks to the arguments of :func:`add_condition_effect`."""
-    _checks.check_count("n_genes", n_genes)
-    _checks.check_positive(
-        "log_fold_change",
-        log_fold_change,
-        hint="its sign is drawn per gene (set up_fraction=0 for down-regulation only)",
+    truth = _ground_truth(
+        effects, labels, affected, adata.var_names, conditions, params.recorded()
     )
-    _checks.check_fraction("shared_fraction", shared_fraction)
-    _checks.check_fraction("up_fraction", up_fraction)
-    _checks.check_fraction("stimulated_fraction", stimulated_fraction, strict=True)
-    _checks.check_non_negative("min_mean", min_mean)
-    _checks.check_layer(adata, layer, reserved=ORIGINAL_LAYER)
-    _checks.check_new_obs_column(adata, condition_key, "condition_key")
+    return _to_anndata(adata, source, counts, effective, layer, condition_key, conditions, truth)
 
 
 def _cell_types(
@@ -267,17 +259,12 @@ def _type_means(counts: sp.csr_matrix, codes: np.ndarray, n_types: int) -> np.nd
 
 
 def _draw_effects(
-    rng: np.random.Generator,
-    means: np.ndarray,
-    affected: np.ndarray,
-    *,
-    n_genes: int,
-    log_fold_change: float,
-    shared_fraction: float,
-    up_fraction: float,
-    min_mean: float,
+    rng: np.random.Generator, means: np.ndarray, affected: np.ndarray, params: EffectParams
 ) -> _Effects:
     n_types, n_vars = means.shape
+    n_genes, log_fold_change = params.n_genes, params.log_fold_change
+    shared_fraction, up_fraction = params.shared_fraction, params.up_fraction
+    min_mean = params.min_mean
     n_shared = round(shared_fraction * n_genes) if len(affected) else 0
     eligible = means[affected] >= min_mean  # (n_affected, n_vars)
     shared = _choose(rng, np.flatnonzero(eligible.all(axis=0)), n_shared, "in every")

@@ -27,7 +27,7 @@ The ground truth (:math:`p_{kc}` and the log fold changes
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -73,6 +73,71 @@ class _Cells:
     cluster: np.ndarray  # (n_obs,) codes
     condition: np.ndarray  # (n_obs,) codes
     library_size: np.ndarray  # (n_obs,)
+
+
+@dataclass(frozen=True)
+class SimulationParams:
+    """The scalar settings of :func:`simulate` (see its parameters), checked once when built.
+
+    Raises
+    ------
+    ValueError
+        A size below its minimum or not an integer, a fraction outside [0, 1], a negative
+        scale, or too few genes for the markers and condition genes.
+    """
+
+    n_obs: int
+    n_vars: int
+    n_clusters: int
+    n_conditions: int
+    seed: int
+    n_markers_per_cluster: int
+    marker_log_fold_change: float
+    n_condition_genes: int
+    condition_log_fold_change: float
+    shared_effect_fraction: float
+    base_log_expression_sd: float
+    library_size_mean: float
+    library_size_log_sd: float
+    chunk_size: int
+    n_jobs: int
+    cluster_concentration: float | None
+
+    def __post_init__(self) -> None:
+        for name in ("n_obs", "n_vars", "n_clusters", "n_conditions", "chunk_size", "n_jobs"):
+            _checks.check_count(name, getattr(self, name), minimum=1)
+        _checks.check_count("n_markers_per_cluster", self.n_markers_per_cluster)
+        _checks.check_count("n_condition_genes", self.n_condition_genes)
+        condition_genes = self.n_condition_genes if self.n_conditions > 1 else 0
+        _checks.check_enough_genes(
+            self.n_clusters * self.n_markers_per_cluster + condition_genes,
+            self.n_vars,
+            needed_for="n_clusters * n_markers_per_cluster + n_condition_genes",
+            available_as="n_vars",
+            hint="lower n_markers_per_cluster or n_condition_genes, or raise n_vars",
+        )
+        _checks.check_fraction("shared_effect_fraction", self.shared_effect_fraction)
+        _checks.check_non_negative("base_log_expression_sd", self.base_log_expression_sd)
+        _checks.check_positive("library_size_mean", self.library_size_mean)
+        _checks.check_non_negative("library_size_log_sd", self.library_size_log_sd)
+        if self.cluster_concentration is not None:
+            _checks.check_positive("cluster_concentration", self.cluster_concentration)
+
+    @classmethod
+    def from_arguments(cls, arguments: dict) -> SimulationParams:
+        """Build from a call's arguments (``locals()`` of :func:`simulate`), ignoring others."""
+        return cls(**{field.name: arguments[field.name] for field in fields(cls)})
+
+    def recorded(self) -> dict:
+        """Return the settings stored with the ground truth.
+
+        All but ``n_jobs`` (which changes no draw) and an unset ``cluster_concentration``.
+        """
+        settings = asdict(self)
+        del settings["n_jobs"]
+        if self.cluster_concentration is None:
+            del settings["cluster_concentration"]
+        return settings
 
 
 def simulate(
@@ -188,39 +253,13 @@ def simulate(
     ValueError
         If an argument is out of range or there are too few genes for the effects.
     """
-    _check_arguments(
-        n_obs=n_obs,
-        n_vars=n_vars,
-        n_clusters=n_clusters,
-        n_conditions=n_conditions,
-        chunk_size=chunk_size,
-        n_jobs=n_jobs,
-        n_markers_per_cluster=n_markers_per_cluster,
-        n_condition_genes=n_condition_genes,
-        shared_effect_fraction=shared_effect_fraction,
-        base_log_expression_sd=base_log_expression_sd,
-        library_size_mean=library_size_mean,
-        library_size_log_sd=library_size_log_sd,
-        cluster_concentration=cluster_concentration,
-    )
+    params = SimulationParams.from_arguments(locals())
     cluster_names = _names(cluster_names, n_clusters, "cluster")
     condition_names = _names(condition_names, n_conditions, "condition")
     phi = _checks.check_dispersion(dispersion, n_vars)
     gene_seed, cell_seed, count_seed = np.random.SeedSequence(seed).spawn(3)
 
-    genes = _draw_genes(
-        np.random.default_rng(gene_seed),
-        n_vars,
-        n_clusters,
-        n_conditions,
-        n_markers_per_cluster=n_markers_per_cluster,
-        marker_log_fold_change=marker_log_fold_change,
-        n_condition_genes=n_condition_genes,
-        condition_log_fold_change=condition_log_fold_change,
-        shared_effect_fraction=shared_effect_fraction,
-        base_log_expression_sd=base_log_expression_sd,
-        dispersion=phi,
-    )
+    genes = _draw_genes(np.random.default_rng(gene_seed), params, phi)
     cell_rng = np.random.default_rng(cell_seed)
     if cluster_proportions is None and cluster_concentration is not None:
         cluster_proportions = cell_rng.dirichlet(np.full(n_clusters, cluster_concentration))
@@ -228,9 +267,7 @@ def simulate(
     condition_p = _checks.check_proportions(
         condition_proportions, n_conditions, "condition_proportions"
     )
-    cells = _draw_cells(
-        cell_rng, n_obs, cluster_p, condition_p, library_size_mean, library_size_log_sd
-    )
+    cells = _draw_cells(cell_rng, params, cluster_p, condition_p)
     true_means = genes.true_means()
     counts = draw_counts(
         count_seed,
@@ -242,72 +279,11 @@ def simulate(
         chunk_size=chunk_size,
         n_jobs=n_jobs,
     )
-    params = {
-        "n_obs": n_obs,
-        "n_vars": n_vars,
-        "n_clusters": n_clusters,
-        "n_conditions": n_conditions,
-        "seed": seed,
-        "n_markers_per_cluster": n_markers_per_cluster,
-        "marker_log_fold_change": marker_log_fold_change,
-        "n_condition_genes": n_condition_genes,
-        "condition_log_fold_change": condition_log_fold_change,
-        "shared_effect_fraction": shared_effect_fraction,
-        "base_log_expression_sd": base_log_expression_sd,
-        "library_size_mean": library_size_mean,
-        "library_size_log_sd": library_size_log_sd,
-        "chunk_size": chunk_size,
-    }
-    if cluster_concentration is not None:
-        params["cluster_concentration"] = cluster_concentration
     truth = _ground_truth(
-        genes, true_means, cluster_names, condition_names, cluster_p, condition_p, params
-    )
+        genes, true_means, cluster_names, condition_names, cluster_p, condition_p,
+        params.recorded(),
+    )  # fmt: skip
     return _to_anndata(counts, cells, cluster_names, condition_names, truth, counts_layer)
-
-
-def _check_arguments(
-    *,
-    n_obs: int,
-    n_vars: int,
-    n_clusters: int,
-    n_conditions: int,
-    chunk_size: int,
-    n_jobs: int,
-    n_markers_per_cluster: int,
-    n_condition_genes: int,
-    shared_effect_fraction: float,
-    base_log_expression_sd: float,
-    library_size_mean: float,
-    library_size_log_sd: float,
-    cluster_concentration: float | None,
-) -> None:
-    """Apply the shared checks to the arguments of :func:`simulate`."""
-    sizes = {
-        "n_obs": n_obs,
-        "n_vars": n_vars,
-        "n_clusters": n_clusters,
-        "n_conditions": n_conditions,
-        "chunk_size": chunk_size,
-        "n_jobs": n_jobs,
-    }
-    for name, value in sizes.items():
-        _checks.check_count(name, value, minimum=1)
-    _checks.check_count("n_markers_per_cluster", n_markers_per_cluster)
-    _checks.check_count("n_condition_genes", n_condition_genes)
-    _checks.check_enough_genes(
-        n_clusters * n_markers_per_cluster + (n_condition_genes if n_conditions > 1 else 0),
-        n_vars,
-        needed_for="n_clusters * n_markers_per_cluster + n_condition_genes",
-        available_as="n_vars",
-        hint="lower n_markers_per_cluster or n_condition_genes, or raise n_vars",
-    )
-    _checks.check_fraction("shared_effect_fraction", shared_effect_fraction)
-    _checks.check_non_negative("base_log_expression_sd", base_log_expression_sd)
-    _checks.check_positive("library_size_mean", library_size_mean)
-    _checks.check_non_negative("library_size_log_sd", library_size_log_sd)
-    if cluster_concentration is not None:
-        _checks.check_positive("cluster_concentration", cluster_concentration)
 
 
 def _names(names: Sequence[str] | None, n: int, prefix: str) -> list[str]:
@@ -318,51 +294,40 @@ def _names(names: Sequence[str] | None, n: int, prefix: str) -> list[str]:
 
 
 def _draw_genes(
-    rng: np.random.Generator,
-    n_vars: int,
-    n_clusters: int,
-    n_conditions: int,
-    *,
-    n_markers_per_cluster: int,
-    marker_log_fold_change: float,
-    n_condition_genes: int,
-    condition_log_fold_change: float,
-    shared_effect_fraction: float,
-    base_log_expression_sd: float,
-    dispersion: np.ndarray,
+    rng: np.random.Generator, params: SimulationParams, dispersion: np.ndarray
 ) -> _Genes:
     """Draw gene baselines, disjoint cluster markers and per-condition responding genes."""
-    base = rng.normal(0.0, base_log_expression_sd, n_vars)
-    order = rng.permutation(n_vars)
-    n_marker_genes = n_clusters * n_markers_per_cluster
-    markers = np.zeros((n_clusters, n_vars))
-    for k, genes in enumerate(order[:n_marker_genes].reshape(n_clusters, -1)):
-        markers[k, genes] = marker_log_fold_change
+    p = params
+    base = rng.normal(0.0, p.base_log_expression_sd, p.n_vars)
+    order = rng.permutation(p.n_vars)
+    n_marker_genes = p.n_clusters * p.n_markers_per_cluster
+    markers = np.zeros((p.n_clusters, p.n_vars))
+    for k, genes in enumerate(order[:n_marker_genes].reshape(p.n_clusters, -1)):
+        markers[k, genes] = p.marker_log_fold_change
     pool = order[n_marker_genes:]
-    n_shared = round(float(shared_effect_fraction) * n_condition_genes)
-    effects = np.zeros((n_clusters, n_conditions, n_vars))
-    for c in range(1, n_conditions):
+    n_shared = round(float(p.shared_effect_fraction) * p.n_condition_genes)
+    effects = np.zeros((p.n_clusters, p.n_conditions, p.n_vars))
+    for c in range(1, p.n_conditions):
         picked = rng.permutation(pool)
-        effects[:, c, picked[:n_shared]] = condition_log_fold_change
-        for k in range(n_clusters):
-            own = rng.choice(picked[n_shared:], n_condition_genes - n_shared, replace=False)
-            effects[k, c, own] = condition_log_fold_change
+        effects[:, c, picked[:n_shared]] = p.condition_log_fold_change
+        for k in range(p.n_clusters):
+            own = rng.choice(picked[n_shared:], p.n_condition_genes - n_shared, replace=False)
+            effects[k, c, own] = p.condition_log_fold_change
     return _Genes(base, markers, effects, dispersion)
 
 
 def _draw_cells(
     rng: np.random.Generator,
-    n_obs: int,
+    params: SimulationParams,
     cluster_p: np.ndarray,
     condition_p: np.ndarray,
-    library_size_mean: float,
-    library_size_log_sd: float,
 ) -> _Cells:
     """Draw each cell's cluster, condition (independently) and log-normal library size."""
+    n_obs, spread = params.n_obs, params.library_size_log_sd
     cluster = rng.choice(len(cluster_p), size=n_obs, p=cluster_p)
     condition = rng.choice(len(condition_p), size=n_obs, p=condition_p)
-    log_mean = np.log(library_size_mean) - library_size_log_sd**2 / 2
-    library_size = rng.lognormal(log_mean, library_size_log_sd, n_obs)
+    log_mean = np.log(params.library_size_mean) - spread**2 / 2
+    library_size = rng.lognormal(log_mean, spread, n_obs)
     return _Cells(cluster, condition, library_size)
 
 
