@@ -217,8 +217,8 @@ def test_h5ad_round_trip(semi, tmp_path):
     ("kwargs", "error", "match"),
     [
         ({"cell_type_key": "cell_type"}, KeyError, "cell_type_key 'cell_type' is not a column"),
-        ({"layer": "raw"}, KeyError, "layer 'raw' is not in adata.layers"),
-        ({"layer": "original_counts"}, KeyError, "layer 'original_counts' is not in"),
+        ({"layer": "raw"}, KeyError, "layer='raw' is not in adata.layers"),
+        ({"layer": "original_counts"}, KeyError, "layer='original_counts' is not in"),
         ({"affected_cell_types": ["T cell"]}, ValueError, r"\['T cell'\] are not cell types"),
         ({"affected_cell_types": ["CD34+", "CD34+"]}, ValueError, "duplicates"),
         ({"shared_fraction": 1.5}, ValueError, r"shared_fraction must lie in \[0, 1\]"),

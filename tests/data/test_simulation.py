@@ -201,7 +201,6 @@ def test_simulate_dispersion_options():
         ({"n_vars": 30}, r"60 genes are needed .* only 30 are available \(n_vars\)"),
         ({"shared_effect_fraction": 1.5}, r"shared_effect_fraction must lie in \[0, 1\]"),
         ({"n_obs": 0}, "n_obs must be an integer >= 1, not 0"),
-        ({"n_jobs": 1.5}, "n_jobs must be an integer >= 1, not 1.5"),
         ({"n_condition_genes": -1}, "n_condition_genes must be an integer >= 0"),
         ({"library_size_mean": -1.0}, "library_size_mean must be positive and finite"),
         ({"library_size_log_sd": -0.1}, "library_size_log_sd must be finite and >= 0"),
@@ -218,6 +217,11 @@ def test_simulate_dispersion_options():
 def test_simulate_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         data.simulate(**kwargs)
+
+
+def test_simulate_refuses_a_size_that_is_not_an_integer_as_the_models_do():
+    with pytest.raises(TypeError, match=r"n_jobs must be a whole number, got 1.5 \(float\)"):
+        data.simulate(n_jobs=1.5)
 
 
 @pytest.mark.slow

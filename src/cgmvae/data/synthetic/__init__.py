@@ -8,8 +8,8 @@
   write, read by :func:`true_log_fold_change`, :func:`true_mean` and
   :func:`true_cell_means`.
 - ``SimulationParams`` and ``EffectParams``: each generator's settings, checked once.
-- ``_checks`` (argument checks) and ``_counts`` (chunked negative binomial draws) are the
-  private helpers.
+- ``_counts`` (chunked negative binomial draws) is the private helper; the argument checks
+  are :mod:`cgmvae.validation`'s.
 """
 
 from cgmvae.data.synthetic.ground_truth import (

@@ -38,7 +38,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from cgmvae.data.synthetic import _checks
+from cgmvae import validation
 from cgmvae.data.synthetic.ground_truth import GROUND_TRUTH_KEY, make_ground_truth
 
 #: Layer of the output that holds the counts every cell would have without the effect.
@@ -70,16 +70,16 @@ class EffectParams:
     layer: str | None
 
     def __post_init__(self) -> None:
-        _checks.check_count("n_genes", self.n_genes)
-        _checks.check_positive(
+        validation.check_count("n_genes", self.n_genes)
+        validation.check_positive(
             "log_fold_change",
             self.log_fold_change,
             hint="its sign is drawn per gene (set up_fraction=0 for down-regulation only)",
         )
-        _checks.check_fraction("shared_fraction", self.shared_fraction)
-        _checks.check_fraction("up_fraction", self.up_fraction)
-        _checks.check_fraction("stimulated_fraction", self.stimulated_fraction, strict=True)
-        _checks.check_non_negative("min_mean", self.min_mean)
+        validation.check_fraction("shared_fraction", self.shared_fraction)
+        validation.check_fraction("up_fraction", self.up_fraction)
+        validation.check_fraction("stimulated_fraction", self.stimulated_fraction, strict=True)
+        validation.check_non_negative("min_mean", self.min_mean)
 
     @classmethod
     def from_arguments(cls, arguments: dict) -> EffectParams:
@@ -207,15 +207,15 @@ def add_condition_effect(
         are expressed at ``min_mean`` for ``n_genes``.
     """
     params = EffectParams.from_arguments(locals())
-    _checks.check_layer(adata, layer, reserved=ORIGINAL_LAYER)
-    _checks.check_new_obs_column(adata, condition_key, "condition_key")
-    condition_names = _checks.check_distinct_names(
+    validation.check_layer(adata, layer, reserved=ORIGINAL_LAYER)
+    validation.check_new_obs_column(adata, condition_key, "condition_key")
+    condition_names = validation.check_distinct_names(
         [control_name, stimulated_name], 2, "control_name and stimulated_name"
     )
     labels, affected = _cell_types(adata, cell_type_key, affected_cell_types)
     source = adata.X if layer is None else adata.layers[layer]
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
-    counts = _checks.check_integer_counts(source, where)
+    counts = validation.check_integer_counts(source, where)
     gene_seed, cell_seed, count_seed = np.random.SeedSequence(seed).spawn(3)
 
     means = _type_means(counts, labels.codes, len(labels.categories))
@@ -237,8 +237,8 @@ def _cell_types(
     adata: AnnData, cell_type_key: str, affected_cell_types: Sequence[str] | str | None
 ) -> tuple[pd.Categorical, np.ndarray]:
     """Return the checked cell-type labels and the indices of the affected types."""
-    labels = _checks.check_labels(adata, cell_type_key, "cell_type_key")
-    affected = _checks.check_subset(
+    labels = validation.check_labels(adata, cell_type_key, "cell_type_key")
+    affected = validation.check_subset(
         affected_cell_types,
         labels.categories,
         name="affected_cell_types",
@@ -282,7 +282,7 @@ def _draw_effects(
 
 def _choose(rng: np.random.Generator, pool: np.ndarray, n: int, where: str) -> np.ndarray:
     """Draw ``n`` of the genes in ``pool``, sorted; ``where`` says which genes need them."""
-    _checks.check_enough_genes(
+    validation.check_enough_genes(
         n,
         len(pool),
         needed_for=f"responding genes {where} affected cell type",

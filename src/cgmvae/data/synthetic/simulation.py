@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from numpy.typing import ArrayLike
 
-from cgmvae.data.synthetic import _checks
+from cgmvae import validation
 from cgmvae.data.synthetic._counts import draw_counts
 from cgmvae.data.synthetic.ground_truth import GROUND_TRUTH_KEY, make_ground_truth
 
@@ -105,23 +105,23 @@ class SimulationParams:
 
     def __post_init__(self) -> None:
         for name in ("n_obs", "n_vars", "n_clusters", "n_conditions", "chunk_size", "n_jobs"):
-            _checks.check_count(name, getattr(self, name), minimum=1)
-        _checks.check_count("n_markers_per_cluster", self.n_markers_per_cluster)
-        _checks.check_count("n_condition_genes", self.n_condition_genes)
+            validation.check_count(name, getattr(self, name), minimum=1)
+        validation.check_count("n_markers_per_cluster", self.n_markers_per_cluster)
+        validation.check_count("n_condition_genes", self.n_condition_genes)
         condition_genes = self.n_condition_genes if self.n_conditions > 1 else 0
-        _checks.check_enough_genes(
+        validation.check_enough_genes(
             self.n_clusters * self.n_markers_per_cluster + condition_genes,
             self.n_vars,
             needed_for="n_clusters * n_markers_per_cluster + n_condition_genes",
             available_as="n_vars",
             hint="lower n_markers_per_cluster or n_condition_genes, or raise n_vars",
         )
-        _checks.check_fraction("shared_effect_fraction", self.shared_effect_fraction)
-        _checks.check_non_negative("base_log_expression_sd", self.base_log_expression_sd)
-        _checks.check_positive("library_size_mean", self.library_size_mean)
-        _checks.check_non_negative("library_size_log_sd", self.library_size_log_sd)
+        validation.check_fraction("shared_effect_fraction", self.shared_effect_fraction)
+        validation.check_non_negative("base_log_expression_sd", self.base_log_expression_sd)
+        validation.check_positive("library_size_mean", self.library_size_mean)
+        validation.check_non_negative("library_size_log_sd", self.library_size_log_sd)
         if self.cluster_concentration is not None:
-            _checks.check_positive("cluster_concentration", self.cluster_concentration)
+            validation.check_positive("cluster_concentration", self.cluster_concentration)
 
     @classmethod
     def from_arguments(cls, arguments: dict) -> SimulationParams:
@@ -256,15 +256,17 @@ def simulate(
     params = SimulationParams.from_arguments(locals())
     cluster_names = _names(cluster_names, n_clusters, "cluster")
     condition_names = _names(condition_names, n_conditions, "condition")
-    phi = _checks.check_dispersion(dispersion, n_vars)
+    phi = validation.check_dispersion(dispersion, n_vars)
     gene_seed, cell_seed, count_seed = np.random.SeedSequence(seed).spawn(3)
 
     genes = _draw_genes(np.random.default_rng(gene_seed), params, phi)
     cell_rng = np.random.default_rng(cell_seed)
     if cluster_proportions is None and cluster_concentration is not None:
         cluster_proportions = cell_rng.dirichlet(np.full(n_clusters, cluster_concentration))
-    cluster_p = _checks.check_proportions(cluster_proportions, n_clusters, "cluster_proportions")
-    condition_p = _checks.check_proportions(
+    cluster_p = validation.check_proportions(
+        cluster_proportions, n_clusters, "cluster_proportions"
+    )
+    condition_p = validation.check_proportions(
         condition_proportions, n_conditions, "condition_proportions"
     )
     cells = _draw_cells(cell_rng, params, cluster_p, condition_p)
@@ -290,7 +292,7 @@ def _names(names: Sequence[str] | None, n: int, prefix: str) -> list[str]:
     """Return the given names, checked, or ``prefix_0``, ``prefix_1``, …."""
     if names is None:
         return [f"{prefix}_{i}" for i in range(n)]
-    return _checks.check_distinct_names(names, n, f"{prefix}_names")
+    return validation.check_distinct_names(names, n, f"{prefix}_names")
 
 
 def _draw_genes(
