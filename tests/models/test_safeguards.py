@@ -713,3 +713,34 @@ def test_a_condition_too_rare_for_its_response_is_named(quiet, logged):
     assert any(
         "response to condition(s) 'condition_1' is not estimated" in message for message in logged
     ), logged
+
+
+# 11. keys written into the user's AnnData -------------------------------------------------
+
+
+def test_two_models_of_one_class_write_apart_with_key_added(trained, quiet):
+    model, training = trained
+    adata = training.copy()
+    other = train_tiny(quiet, CGMVAE, adata.copy(), {"layer": "counts", "condition_key":
+                       "condition"}, n_clusters=3)  # fmt: skip
+    model.write_results(adata)
+    other.write_results(adata, key_added="cgmvae_k3")
+    assert adata.uns["cgmvae"]["params"]["n_clusters"] == 2
+    assert adata.uns["cgmvae_k3"]["params"]["n_clusters"] == 3
+    assert adata.obsm["X_cgmvae_k3"].shape == (adata.n_obs, 4)
+    assert adata.obsm["cgmvae_k3_cluster_probs"].shape == (adata.n_obs, 3)
+    assert adata.uns["cgmvae_k3"]["cluster_names"] == other.cluster_names == ["0", "1", "2"]
+    np.testing.assert_array_equal(
+        adata.obs["cgmvae_k3_cluster"].astype(str),
+        np.asarray(other.cluster_names)[adata.obsm["cgmvae_k3_cluster_probs"].argmax(1)],
+    )
+    np.testing.assert_array_equal(adata.obsm["X_cgmvae"], model.get_latent_representation())
+
+
+def test_counterfactual_output_keeps_the_users_columns_and_no_scvi_ones(trained):
+    model, adata = trained
+    assert any(str(column).startswith("_scvi_") for column in adata.obs.columns)
+    predicted = model.predict_counterfactual(target_condition="condition_1")
+    assert not [column for column in predicted.obs if str(column).startswith("_scvi_")]
+    kept = [column for column in adata.obs if not str(column).startswith("_scvi_")]
+    assert list(predicted.obs.columns) == [*kept, "counterfactual_condition"]

@@ -504,29 +504,44 @@ class BaseAutoencoderModel(
         self._require_counts("get_normalized_expression")
         return super().get_normalized_expression(*args, **kwargs)
 
-    def write_results(self, adata: AnnData | None = None, latent_key: str | None = None) -> None:
+    def write_results(
+        self,
+        adata: AnnData | None = None,
+        latent_key: str | None = None,
+        key_added: str | None = None,
+    ) -> None:
         """Write the latent and the model's parameters into ``adata`` in place.
 
-        Writes ``.obsm["X_<model>"]`` (posterior means) and ``.uns["<model>"]``; nothing
-        else of ``adata`` is touched.
+        Writes ``.obsm["X_<key>"]`` (posterior means) and ``.uns["<key>"]``, ``<key>`` the
+        lower-case model name unless ``key_added`` names it; nothing else of ``adata`` is
+        touched.
 
         Parameters
         ----------
         adata
             Where to write; ``None`` uses the training AnnData.
         latent_key
-            Key in ``.obsm``; default ``"X_<model>"``.
+            Key in ``.obsm``; default ``"X_<key>"``.
+        key_added
+            Prefix of every key written (as scanpy's ``key_added``), so that two models of
+            one class can write into one AnnData; default the model's name.
         """
-        self._write_latent_and_params(adata, latent_key, self.get_latent_representation(adata))
+        latent = self.get_latent_representation(adata)
+        self._write_latent_and_params(adata, latent_key, latent, key_added)
 
     def _write_latent_and_params(
-        self, adata: AnnData | None, latent_key: str | None, latent: np.ndarray
-    ) -> AnnData:
-        """Write ``latent`` and ``.uns["<model>"]``; return the AnnData written to."""
+        self,
+        adata: AnnData | None,
+        latent_key: str | None,
+        latent: np.ndarray,
+        key_added: str | None,
+    ) -> tuple[AnnData, str]:
+        """Write ``latent`` and ``.uns[key]``; return the AnnData written to and the key."""
         target = self.adata if adata is None else adata
-        target.obsm[latent_key or f"X_{self.name}"] = latent
-        target.uns[self.name] = self._params_for_uns()
-        return target
+        key = key_added or self.name
+        target.obsm[latent_key or f"X_{key}"] = latent
+        target.uns[key] = self._params_for_uns()
+        return target, key
 
     def _params_for_uns(self) -> dict:
         """Model and setup parameters, with values h5ad can store."""

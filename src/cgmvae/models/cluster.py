@@ -247,11 +247,14 @@ class ClusterMixin:
         adata: AnnData | None = None,
         latent_key: str | None = None,
         cluster_key: str | None = None,
+        key_added: str | None = None,
     ) -> None:
         """Write latent, clusters and parameters into ``adata`` in place.
 
-        Writes ``.obsm["X_<model>"]``, ``.obs["<model>_cluster"]`` (categorical strings, like
-        :func:`scanpy.tl.leiden`), ``.obsm["<model>_cluster_probs"]`` and ``.uns["<model>"]``.
+        Writes ``.obsm["X_<key>"]``, ``.obs["<key>_cluster"]`` (categorical strings, like
+        :func:`scanpy.tl.leiden`), ``.obsm["<key>_cluster_probs"]`` (one column per cluster,
+        named in ``.uns["<key>"]["cluster_names"]``) and ``.uns["<key>"]``; ``<key>`` is the
+        lower-case model name unless ``key_added`` names it.
 
         Parameters
         ----------
@@ -261,12 +264,18 @@ class ClusterMixin:
             Key in ``.obsm`` for the latent; default ``"X_<model>"``.
         cluster_key
             Key in ``.obs`` for the clusters; the probabilities go to
-            ``.obsm[f"{cluster_key}_probs"]``. Default ``"<model>_cluster"``.
+            ``.obsm[f"{cluster_key}_probs"]``. Default ``"<key>_cluster"``.
+        key_added
+            Prefix of every key written (as scanpy's ``key_added``), so that two models of
+            one class can write into one AnnData; default the model's name.
         """
         outputs = self._collect(self._latent_and_cluster_probs, adata)  # one inference pass
         n_latent = self.module.n_latent
-        target = self._write_latent_and_params(adata, latent_key, outputs[:, :n_latent])
-        cluster_key = cluster_key or f"{self.name}_cluster"
+        target, key = self._write_latent_and_params(
+            adata, latent_key, outputs[:, :n_latent], key_added
+        )
+        target.uns[key]["cluster_names"] = list(self.cluster_names)
+        cluster_key = cluster_key or f"{key}_cluster"
         probs = outputs[:, n_latent:]
         names = np.asarray(self.cluster_names)
         present = np.unique(probs.argmax(1))

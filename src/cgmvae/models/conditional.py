@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 from anndata import AnnData
 
@@ -16,6 +17,11 @@ from cgmvae.train import PlaceConditionEffect
 from cgmvae.train.placement.effect import MIN_EFFECT_GROUPS
 
 COUNTERFACTUAL_SD_LAYER = "counterfactual_sd"
+
+
+def scvi_columns(obs: pd.DataFrame) -> list[str]:
+    """Return the ``.obs`` columns scvi-tools writes when it registers data (``_scvi_*``)."""
+    return [column for column in obs.columns if str(column).startswith("_scvi_")]
 
 
 class ConditionalMixin:
@@ -152,7 +158,7 @@ class ConditionalMixin:
         rows = np.arange(source.n_obs) if indices is None else np.asarray(indices)
         result = AnnData(
             X=predictions if n_samples == 1 else predictions.mean(0),
-            obs=source.obs.iloc[rows].copy(),
+            obs=source.obs.iloc[rows].drop(columns=scvi_columns(source.obs)),
             var=source.var.loc[self.get_var_names()].copy(),  # in the training order
         )
         if n_samples > 1:
