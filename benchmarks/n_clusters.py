@@ -44,7 +44,7 @@ def score_task(name: str, ks: list[int], seed: int) -> pd.DataFrame:
         cluster_scores(task.labels[scored], models[k].get_cluster_assignments()[scored])["ari"]
         for k in table.index
     ]
-    n_clusters_selection(table, path=RESULTS / f"n_clusters_{name}.png")
+    n_clusters_selection(table, show=False, save=RESULTS / f"n_clusters_{name}.png")
     return table.reset_index().assign(data=name, reference_k=task.n_clusters, seed=seed)
 
 

@@ -98,11 +98,11 @@ def fit_and_write(
     model.write_results(adata)
     if labels_key is not None:
         summary.update(cluster_scores(adata.obs[labels_key], adata.obs["cgmvae_cluster"]))
+    if umap_path is not None:  # before writing, so that the file holds the UMAP too
+        color = ["cgmvae_cluster"] + [k for k in (labels_key, condition_key) if k is not None]
+        latent_umap(adata, "X_cgmvae", color, show=False, save=umap_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     adata.write_h5ad(out)
-    if umap_path is not None:
-        color = ["cgmvae_cluster"] + [k for k in (labels_key, condition_key) if k is not None]
-        latent_umap(adata, "X_cgmvae", color, umap_path)
     return model, summary
 
 
@@ -136,7 +136,7 @@ def run_demo(args: argparse.Namespace) -> dict:
         adata, args, None, "counts", "nb", "bulk_labels",
         out_dir / "pbmc68k_cgmvae.h5ad", out_dir / "pbmc68k_umap.png",
     )  # fmt: skip
-    training_history(model.history, out_dir / "pbmc68k_history.png")
+    training_history(model.history, show=False, save=out_dir / "pbmc68k_history.png")
     (out_dir / "pbmc68k_metrics.json").write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from anndata import AnnData
+from matplotlib.axes import Axes
+
+from cgmvae.pl._axes import finish, panels
 
 
 def cluster_composition(
-    adata: AnnData, cluster_key: str, label_key: str, path: str | Path | None = None
-) -> plt.Figure:
+    adata: AnnData,
+    cluster_key: str,
+    label_key: str,
+    *,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: str | Path | None = None,
+) -> Axes | None:
     """Draw a heat map of the fraction of each known group's cells in each cluster.
 
     Parameters
@@ -23,13 +31,17 @@ def cluster_composition(
     label_key
         Column of known groups (cell types, digits, a condition), its rows; each row sums
         to 1.
-    path
-        Where to save the picture; ``None`` only returns the figure.
+    ax
+        Axes to draw on; ``None`` makes a figure sized to the table.
+    show
+        Show the figure; ``None``: on an interactive backend, not when drawing to files.
+    save
+        File to save the picture to.
 
     Returns
     -------
-    matplotlib.figure.Figure
-        The heat map, each cell annotated with its fraction.
+    matplotlib.axes.Axes or None
+        The heat map, each cell annotated with its fraction, unless it was shown.
 
     Raises
     ------
@@ -41,7 +53,9 @@ def cluster_composition(
         raise KeyError(f"No column {', '.join(map(repr, missing))} in adata.obs.")
     table = pd.crosstab(adata.obs[label_key], adata.obs[cluster_key], normalize="index")
     n_rows, n_cols = table.shape
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n_cols, 1.0 + 0.45 * n_rows))
+    size = (1.0 + 0.55 * n_cols, 1.0 + 0.45 * n_rows)
+    axes, new_figure = panels(ax, 1, size, "cluster_composition")
+    ax = axes[0]
     image = ax.imshow(table.to_numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
     for (row, col), value in pd.DataFrame(table.to_numpy()).stack().items():
         if value >= 0.01:
@@ -51,8 +65,5 @@ def cluster_composition(
     ax.set_yticks(range(n_rows), [str(name) for name in table.index])
     ax.set_xlabel(cluster_key)
     ax.set_ylabel(label_key)
-    fig.colorbar(image, ax=ax, label=f"fraction of the {label_key} group")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-    return fig
+    ax.figure.colorbar(image, ax=ax, label=f"fraction of the {label_key} group")
+    return finish(axes, new_figure, show, save)

@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import scanpy as sc
 from anndata import AnnData
+from matplotlib.axes import Axes
+
+from cgmvae.pl._axes import finish, panels
 
 
 def latent_umap(
     adata: AnnData,
     use_rep: str,
     color: list[str],
-    path: str | Path | None = None,
+    *,
+    key_added: str | None = None,
     n_neighbors: int = 15,
     random_state: int = 0,
-) -> plt.Figure:
-    """Draw a scanpy UMAP of ``adata.obsm[use_rep]``, one panel per ``color`` key.
+    ax: Axes | Sequence[Axes] | None = None,
+    show: bool | None = None,
+    save: str | Path | None = None,
+) -> Axes | list[Axes] | None:
+    """Compute a scanpy UMAP of ``adata.obsm[use_rep]`` and draw it, one panel per ``color``.
 
-    The neighbour graph and UMAP are computed on a copy, so ``adata`` is not modified.
+    The neighbour graph and the UMAP are written into ``adata`` under their own keys, so
+    that they do not replace scanpy's defaults (``.uns["neighbors"]``, ``.obsm["X_umap"]``)
+    and can be reused: ``.uns["<key>_neighbors"]`` with ``.obsp["<key>_neighbors_distances"]``
+    and ``.obsp["<key>_neighbors_connectivities"]``, and ``.obsm["X_<key>_umap"]``, where
+    ``<key>`` is ``key_added`` or ``use_rep`` without its ``X_``. scanpy may also store the
+    colours of categorical columns in ``.uns["<column>_colors"]``.
 
     Parameters
     ----------
@@ -29,23 +41,33 @@ def latent_umap(
         Key of the latent in ``.obsm`` (e.g. ``"X_cgmvae"``).
     color
         ``.obs`` columns to colour by.
-    path
-        Where to save the picture (PNG, PDF, ...); ``None`` only returns the figure.
+    key_added
+        Name of the neighbours and UMAP written; default ``use_rep`` without ``"X_"``.
     n_neighbors, random_state
         Passed to :func:`scanpy.pp.neighbors` and :func:`scanpy.tl.umap`.
+    ax
+        Axes to draw on, one per ``color`` key; ``None`` makes a figure.
+    show
+        Show the figure; ``None``: on an interactive backend (a notebook), not when drawing to
+        files only.
+    save
+        File to save the picture to (PNG, PDF, ...).
 
     Returns
     -------
-    matplotlib.figure.Figure
-        The figure.
+    matplotlib.axes.Axes or list of them, or None
+        The panel(s), unless the figure was shown.
     """
-    view = AnnData(obs=adata.obs[color].copy(), obsm={use_rep: adata.obsm[use_rep]})
-    sc.pp.neighbors(view, use_rep=use_rep, n_neighbors=n_neighbors, random_state=random_state)
-    sc.tl.umap(view, random_state=random_state)
-    fig, axes = plt.subplots(1, len(color), figsize=(5.5 * len(color), 4.5), squeeze=False)
-    for ax, key in zip(axes[0], color, strict=True):
-        sc.pl.umap(view, color=key, ax=ax, show=False, title=key, frameon=False)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-    return fig
+    key = key_added or use_rep.removeprefix("X_")
+    neighbors_key, basis = f"{key}_neighbors", f"X_{key}_umap"
+    sc.pp.neighbors(
+        adata, use_rep=use_rep, n_neighbors=n_neighbors, random_state=random_state,
+        key_added=neighbors_key,
+    )  # fmt: skip
+    sc.tl.umap(adata, random_state=random_state, neighbors_key=neighbors_key, key_added=basis)
+    axes, new_figure = panels(ax, len(color), (5.5, 4.5), "latent_umap")
+    for panel, column in zip(axes, color, strict=True):
+        sc.pl.embedding(
+            adata, basis=basis, color=column, ax=panel, show=False, title=column, frameon=False
+        )
+    return finish(axes, new_figure, show, save)

@@ -2,34 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.axes import Axes
+
+from cgmvae.pl._axes import finish, panels
 
 CURVES = ("elbo", "reconstruction_loss", "kl_z", "kl_y", "cluster_usage", "kl_weight")
 
 
 def training_history(
-    history: dict[str, pd.DataFrame], path: str | Path | None = None
-) -> plt.Figure:
+    history: dict[str, pd.DataFrame],
+    *,
+    ax: Axes | Sequence[Axes] | None = None,
+    show: bool | None = None,
+    save: str | Path | None = None,
+) -> Axes | list[Axes] | None:
     """Plot the per-epoch loss terms of ``model.history`` (train and validation).
 
     Parameters
     ----------
     history
         ``model.history``: a dict of one-column DataFrames indexed by epoch.
-    path
-        Where to save the picture; ``None`` only returns the figure.
+    ax
+        Axes to draw on, one per logged quantity; ``None`` makes a figure.
+    show
+        Show the figure; ``None``: on an interactive backend, not when drawing to files.
+    save
+        File to save the picture to.
 
     Returns
     -------
-    matplotlib.figure.Figure
-        One panel per logged quantity.
+    matplotlib.axes.Axes or list of them, or None
+        One panel per logged quantity, unless the figure was shown.
     """
     names = [name for name in CURVES if any(key.startswith(name) for key in history)]
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
+    axes, new_figure = panels(ax, len(names), (3.2, 3.0), "training_history")
+    for ax, name in zip(axes, names, strict=True):
         for key in (name, f"{name}_train", f"{name}_validation"):
             if key in history:
                 series = history[key].iloc[:, 0].dropna()
@@ -38,7 +49,4 @@ def training_history(
         ax.set_xlabel("epoch")
         if len(ax.lines) > 1:
             ax.legend()
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-    return fig
+    return finish(axes, new_figure, show, save)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from anndata import AnnData
+from matplotlib.axes import Axes
+
+from cgmvae.pl._axes import finish, panels
 
 
 def image_grid(
@@ -15,9 +17,12 @@ def image_grid(
     image_shape: tuple[int, int] | None = None,
     rows: str | np.ndarray | None = None,
     n_per_row: int = 10,
-    path: str | Path | None = None,
-) -> plt.Figure:
-    """Draw flattened images as a grid, optionally one row per group.
+    *,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: str | Path | None = None,
+) -> Axes | None:
+    """Draw flattened images as one mosaic, optionally one row per group.
 
     Parameters
     ----------
@@ -28,40 +33,46 @@ def image_grid(
         Height and width of one image; default: square.
     rows
         Group of each observation (or an ``.obs`` column name): one row per group, its first
-        ``n_per_row`` observations. ``None`` fills rows in order.
+        ``n_per_row`` observations, labelled with the group. ``None`` fills rows in order.
     n_per_row
         Images per row.
-    path
-        Where to save the picture; ``None`` only returns the figure.
+    ax
+        Axes to draw the mosaic on; ``None`` makes a figure.
+    show
+        Show the figure; ``None``: on an interactive backend, not when drawing to files.
+    save
+        File to save the picture to.
 
     Returns
     -------
-    matplotlib.figure.Figure
-        The grid, each row labelled with its group.
+    matplotlib.axes.Axes or None
+        The mosaic (one image, one pixel of background between images), unless shown.
     """
     pixels, groups = _pixels_and_groups(images, rows)
-    shape = image_shape or _image_shape(images, pixels.shape[1])
-    names = list(dict.fromkeys(groups)) if groups is not None else None
-    n_rows = len(names) if names else int(np.ceil(len(pixels) / n_per_row))
-    fig, axes = plt.subplots(
-        n_rows, n_per_row, figsize=(n_per_row * 0.8, n_rows * 0.8), squeeze=False
-    )
-    for row, row_axes in enumerate(axes):
-        members = (
-            np.flatnonzero(groups == names[row])[:n_per_row]
-            if names
-            else np.arange(row * n_per_row, min((row + 1) * n_per_row, len(pixels)))
-        )
-        for col, ax in enumerate(row_axes):
-            ax.axis("off")
-            if col < len(members):
-                ax.imshow(pixels[members[col]].reshape(shape), cmap="gray_r", vmin=0, vmax=1)
-        if names:
-            row_axes[0].set_title(str(names[row]), fontsize=7, loc="left")
-    fig.tight_layout(pad=0.2)
-    if path is not None:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-    return fig
+    height, width = image_shape or _image_shape(images, pixels.shape[1])
+    if groups is not None:
+        names = list(dict.fromkeys(groups))
+        members = [np.flatnonzero(groups == name)[:n_per_row] for name in names]
+    else:
+        names = None
+        starts = range(0, len(pixels), n_per_row)
+        members = [np.arange(start, min(start + n_per_row, len(pixels))) for start in starts]
+    step_y, step_x = height + 1, width + 1
+    mosaic = np.full((len(members) * step_y - 1, n_per_row * step_x - 1), np.nan)
+    for row, indices in enumerate(members):
+        for col, index in enumerate(indices):
+            top, left = row * step_y, col * step_x
+            mosaic[top : top + height, left : left + width] = pixels[index].reshape(height, width)
+    size = (n_per_row * 0.8, len(members) * 0.8)
+    axes, new_figure = panels(ax, 1, size, "image_grid")
+    axes[0].imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    axes[0].set_xticks([])
+    centres = [row * step_y + height / 2 for row in range(len(members))]
+    axes[0].set_yticks(centres if names else [], [str(name) for name in names or []])
+    axes[0].tick_params(length=0, labelsize=7)
+    for spine in axes[0].spines.values():
+        spine.set_visible(False)
+    return finish(axes, new_figure, show, save)
 
 
 def _pixels_and_groups(images, rows) -> tuple[np.ndarray, np.ndarray | None]:

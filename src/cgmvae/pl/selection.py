@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.axes import Axes
+
+from cgmvae.pl._axes import finish, panels
 
 
-def n_clusters_selection(table: pd.DataFrame, path: str | Path | None = None) -> plt.Figure:
+def n_clusters_selection(
+    table: pd.DataFrame,
+    *,
+    ax: Sequence[Axes] | None = None,
+    show: bool | None = None,
+    save: str | Path | None = None,
+) -> list[Axes] | None:
     """Plot :func:`~cgmvae.select_n_clusters`'s table: held-out ELBO and clusters in use.
 
     Parameters
     ----------
     table
         The DataFrame :func:`~cgmvae.select_n_clusters` returns.
-    path
-        Where to save the picture; ``None`` only returns the figure.
+    ax
+        Two axes to draw on; ``None`` makes a figure.
+    show
+        Show the figure; ``None``: on an interactive backend, not when drawing to files.
+    save
+        File to save the picture to.
 
     Returns
     -------
-    matplotlib.figure.Figure
-        Left: mean held-out ELBO per cell ± one standard error, the best value dashed, the
-        chosen K marked. Right: clusters holding ≥ 1 % of the held-out cells.
+    list of matplotlib.axes.Axes, or None
+        Unless the figure was shown, left: mean held-out ELBO per cell ± one standard
+        error, the best value dashed, the chosen K marked. Right: clusters holding ≥ 1 % of
+        the held-out cells.
     """
     missing = {"heldout_elbo", "standard_error", "clusters_used", "chosen"} - set(table.columns)
     if missing:
@@ -31,7 +45,8 @@ def n_clusters_selection(table: pd.DataFrame, path: str | Path | None = None) ->
             "cgmvae.select_n_clusters returns."
         )
     ks, chosen = table.index.to_numpy(), table.index[table["chosen"]]
-    fig, (elbo_ax, used_ax) = plt.subplots(1, 2, figsize=(8, 3.2))
+    axes, new_figure = panels(ax, 2, (4.0, 3.2), "n_clusters_selection")
+    elbo_ax, used_ax = axes
     elbo_ax.errorbar(
         ks, table["heldout_elbo"], yerr=table["standard_error"], marker="o", capsize=3
     )
@@ -44,7 +59,4 @@ def n_clusters_selection(table: pd.DataFrame, path: str | Path | None = None) ->
     used_ax.plot(ks, ks, color="grey", linestyle="--", linewidth=1, label="all clusters")
     used_ax.set(xlabel="n_clusters", ylabel="clusters with ≥ 1 % of cells", title="clusters used")
     used_ax.legend()
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-    return fig
+    return finish(axes, new_figure, show, save)
