@@ -24,7 +24,7 @@ def test_fit_writes_results(tiny_h5ad, tmp_path, capsys):
     out = tmp_path / "fitted.h5ad"
     argv = [
         "fit", str(tiny_h5ad), "--condition-key", "condition", "--n-clusters", "3",
-        "--layer", "counts", "--max-epochs", "2", "--labels-key", "cluster", "--out", str(out),
+        "--layer", "counts", "--max-epochs", "2", "--score-key", "cluster", "--out", str(out),
     ]  # fmt: skip
     assert main(argv) == 0
     summary = printed_summary(capsys.readouterr().out)
@@ -48,6 +48,34 @@ def test_fit_bad_key_is_one_line_error(tiny_h5ad, tmp_path, capsys, extra, messa
     assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
 
 
+def test_fit_corrects_a_batch_and_saves_a_model_that_loads(tiny_h5ad, tmp_path, capsys):
+    from cgmvae import CGMVAE
+
+    data = anndata.read_h5ad(tiny_h5ad)
+    data.obs["donor"] = ["d1", "d2"] * (data.n_obs // 2)
+    data.write_h5ad(tiny_h5ad)
+    out, folder = tmp_path / "fitted.h5ad", tmp_path / "model"
+    argv = [
+        "fit", str(tiny_h5ad), "--condition-key", "condition", "--batch-key", "donor",
+        "--n-clusters", "3", "--layer", "counts", "--max-epochs", "2", "--out", str(out),
+        "--save-model", str(folder),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert printed_summary(capsys.readouterr().out)["model_dir"] == str(folder)
+    fitted = anndata.read_h5ad(out)
+    assert fitted.uns["cgmvae"]["setup"]["batch_key"] == "donor"
+    model = CGMVAE.load(folder, adata=fitted)
+    assert model.summary_stats["n_batch"] == 2
+    assert model.get_latent_representation().shape == (fitted.n_obs, 10)
+
+
+def test_fit_bad_batch_key_is_one_line_error(tiny_h5ad, tmp_path, capsys):
+    argv = ["fit", str(tiny_h5ad), "--n-clusters", "3", "--out", str(tmp_path / "o.h5ad"),
+            "--batch-key", "donr"]  # fmt: skip
+    assert main(argv) == 2
+    assert "--batch-key='donr' is not a column" in capsys.readouterr().err
+
+
 def test_fit_missing_file_is_one_line_error(tmp_path, capsys):
     argv = ["fit", str(tmp_path / "nope.h5ad"), "--n-clusters", "3", "--out", "x.h5ad"]
     assert main(argv) == 2
@@ -59,8 +87,8 @@ def test_help_documents_every_option(capsys):
         main(["fit", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--condition-key", "--n-clusters", "--layer", "--likelihood",
-                   "--max-epochs", "--out", "--seed"):  # fmt: skip
+    for option in ("--condition-key", "--batch-key", "--n-clusters", "--layer", "--likelihood",
+                   "--score-key", "--save-model", "--max-epochs", "--out", "--seed"):  # fmt: skip
         assert option in text
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -32,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--condition-key", default=None, help=".obs column holding the condition (default: none)"
     )
+    fit.add_argument(
+        "--batch-key",
+        default=None,
+        help=".obs column of a nuisance batch (donor, run) corrected in the decoder",
+    )
     fit.add_argument("--n-clusters", type=int, required=True, help="number of clusters K")
     fit.add_argument("--layer", default=None, help="layer with the counts (default: .X)")
     fit.add_argument(
@@ -39,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="nb",
         help="observation model: nb (default), zinb, poisson, gaussian or bernoulli",
     )
-    fit.add_argument("--labels-key", default=None, help=".obs column of known labels to score")
+    fit.add_argument(
+        "--score-key",
+        default=None,
+        help=".obs column of known cell types to score the clusters against (ARI, NMI, ACC); "
+        "it does not supervise the model",
+    )
     fit.add_argument("--umap", type=Path, default=None, help="also save a UMAP picture here")
     add_training_options(fit)
 
@@ -58,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that trains."""
+    parser.add_argument(
+        "--save-model",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also save the trained model to this folder (load with CGMVAE.load(DIR))",
+    )
     parser.add_argument("--n-latent", type=int, default=10, help="latent dimension (default 10)")
     parser.add_argument(
         "--max-epochs", type=int, default=None, help="epochs (default: from the data size)"
@@ -68,16 +86,21 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def fit_and_write(
-    adata,
-    args: argparse.Namespace,
-    condition_key: str | None,
-    layer: str | None,
-    likelihood: str,
-    labels_key: str | None,
-    out: Path,
-    umap_path: Path | None,
-) -> tuple:
+@dataclass(frozen=True)
+class FitJob:
+    """What one training run reads and writes."""
+
+    condition_key: str | None
+    batch_key: str | None
+    layer: str | None
+    likelihood: str
+    score_key: str | None
+    out: Path
+    umap: Path | None
+    save_model: Path | None
+
+
+def fit_and_write(adata, args: argparse.Namespace, job: FitJob) -> tuple:
     """Train a CGMVAE on ``adata``, write results; return the model and a run summary."""
     import matplotlib
     import scvi
@@ -88,21 +111,27 @@ def fit_and_write(
     from cgmvae.pl import latent_umap
 
     scvi.settings.seed = args.seed
-    CGMVAE.setup_anndata(adata, layer=layer, condition_key=condition_key)
+    CGMVAE.setup_anndata(
+        adata, layer=job.layer, condition_key=job.condition_key, batch_key=job.batch_key
+    )
     model = CGMVAE(
-        adata, n_clusters=args.n_clusters, n_latent=args.n_latent, likelihood=likelihood
+        adata, n_clusters=args.n_clusters, n_latent=args.n_latent, likelihood=job.likelihood
     )
     start = time.perf_counter()
     model.train(max_epochs=args.max_epochs, accelerator=args.accelerator)
     summary = {"train_seconds": round(time.perf_counter() - start, 2), "n_obs": adata.n_obs}
     model.write_results(adata)
-    if labels_key is not None:
-        summary.update(cluster_scores(adata.obs[labels_key], adata.obs["cgmvae_cluster"]))
-    if umap_path is not None:  # before writing, so that the file holds the UMAP too
-        color = ["cgmvae_cluster"] + [k for k in (labels_key, condition_key) if k is not None]
-        latent_umap(adata, "X_cgmvae", color, show=False, save=umap_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    adata.write_h5ad(out)
+    if job.score_key is not None:
+        summary.update(cluster_scores(adata.obs[job.score_key], adata.obs["cgmvae_cluster"]))
+    if job.umap is not None:  # before writing, so that the file holds the UMAP too
+        keys = (job.score_key, job.condition_key, job.batch_key)
+        color = ["cgmvae_cluster"] + [key for key in keys if key is not None]
+        latent_umap(adata, "X_cgmvae", color, show=False, save=job.umap)
+    job.out.parent.mkdir(parents=True, exist_ok=True)
+    adata.write_h5ad(job.out)
+    if job.save_model is not None:
+        model.save(job.save_model, overwrite=True)
+        summary["model_dir"] = str(job.save_model)
     return model, summary
 
 
@@ -117,11 +146,13 @@ def run_fit(args: argparse.Namespace) -> dict:
     adata = anndata.read_h5ad(args.input)
     check_layer(adata, args.layer)
     check_obs_key(adata, args.condition_key, "--condition-key")
-    check_obs_key(adata, args.labels_key, "--labels-key")
-    _, summary = fit_and_write(
-        adata, args, args.condition_key, args.layer, args.likelihood, args.labels_key,
-        args.out, args.umap,
+    check_obs_key(adata, args.batch_key, "--batch-key")
+    check_obs_key(adata, args.score_key, "--score-key")
+    job = FitJob(
+        args.condition_key, args.batch_key, args.layer, args.likelihood, args.score_key,
+        args.out, args.umap, args.save_model,
     )  # fmt: skip
+    _, summary = fit_and_write(adata, args, job)
     return summary
 
 
@@ -132,10 +163,11 @@ def run_demo(args: argparse.Namespace) -> dict:
 
     out_dir = args.out_dir
     adata = pbmc68k_reduced()
-    model, summary = fit_and_write(
-        adata, args, None, "counts", "nb", "bulk_labels",
-        out_dir / "pbmc68k_cgmvae.h5ad", out_dir / "pbmc68k_umap.png",
+    job = FitJob(
+        None, None, "counts", "nb", "bulk_labels",
+        out_dir / "pbmc68k_cgmvae.h5ad", out_dir / "pbmc68k_umap.png", args.save_model,
     )  # fmt: skip
+    model, summary = fit_and_write(adata, args, job)
     training_history(model.history, show=False, save=out_dir / "pbmc68k_history.png")
     (out_dir / "pbmc68k_metrics.json").write_text(json.dumps(summary, indent=2))
     return summary
