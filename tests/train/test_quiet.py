@@ -26,14 +26,15 @@ def test_importing_cgmvae_leaves_warnings_and_other_loggers_alone():
     assert done.returncode == 0, done.stderr
 
 
-def test_quiet_lightning_hides_tips_and_the_treespec_warning_only_inside(caplog):
+def test_quiet_lightning_hides_tips_banner_and_the_treespec_warning_only_inside(caplog):
     logger = logging.getLogger(LIGHTNING_LOGGER)
-    tip, news = "💡 Tip: try another product", "GPU available: False"
+    tip, news = "💡 Tip: try another product", "LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0]"
     with caplog.at_level(logging.INFO, logger=LIGHTNING_LOGGER):
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
             with quiet_lightning():
                 logger.info(tip)
+                logger.info("GPU available: False, used: False")
                 logger.info(news)
                 treespec = "`isinstance(treespec, LeafSpec)` is deprecated"
                 warnings.warn(treespec, DeprecationWarning, stacklevel=1)
@@ -43,3 +44,24 @@ def test_quiet_lightning_hides_tips_and_the_treespec_warning_only_inside(caplog)
     assert messages == [news, tip]
     assert [str(w.message) for w in seen] == ["another warning"]
     assert logger.filters == []
+
+
+def test_training_a_small_model_says_what_it_starts_and_nothing_of_lightnings(
+    sim_adata, quiet, logged, caplog
+):
+    from cgmvae import CGMVAE
+
+    adata = sim_adata[:120].copy()
+    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    model = CGMVAE(adata, n_clusters=2, n_hidden=16)
+    with caplog.at_level(logging.INFO, logger=LIGHTNING_LOGGER):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            model.train(max_epochs=2, **quiet)
+    lightning = [record.getMessage() for record in caplog.records]
+    assert not [message for message in lightning if "available:" in message], lightning
+    assert not [w for w in seen if "logging interval" in str(w.message)]
+    starts = [i for i, m in enumerate(logged) if m.startswith("Placing the mixture's 2")]
+    ends = [i for i, m in enumerate(logged) if m.startswith("Placed the mixture's 2")]
+    assert starts and ends and starts[0] < ends[0], logged
+    assert any(m.startswith("Estimating the condition's effect") for m in logged), logged

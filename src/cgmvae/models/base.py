@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import warnings
@@ -311,6 +312,9 @@ class BaseAutoencoderModel(
         n_train = self._training_set_size(train_size, batch_size, drop_last)
         check_trainable(self.adata.n_obs, n_train, batch_size, drop_last)
         max_epochs = max_epochs or default_max_epochs(self.adata.n_obs)
+        # Lightning warns once per model when an epoch has fewer batches than this
+        n_batches = max(1, math.ceil(n_train / batch_size))
+        trainer_kwargs.setdefault("log_every_n_steps", min(10, n_batches))
         callbacks = list(trainer_kwargs.get("callbacks") or [])
         callbacks.extend(self._training_callbacks(max_epochs))
         if checkpoint_every is not None:

@@ -12,14 +12,19 @@ LIGHTNING_LOGGER = "lightning.pytorch.utilities.rank_zero"
 TREESPEC_WARNING = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 
 
+#: Lightning's per-run banner lines ("GPU available: False, used: False"), one set per model.
+HARDWARE_BANNER = ("GPU available:", "TPU available:", "HPU available:", "IPU available:")
+
+
 def _drop_advertising(record: logging.LogRecord) -> bool:
-    """Keep Lightning's messages except its tips advertising other products."""
-    return not str(record.msg).startswith("💡 Tip")
+    """Keep Lightning's messages except its product tips and its hardware banner."""
+    message = str(record.msg)
+    return not (message.startswith("💡 Tip") or message.startswith(HARDWARE_BANNER))
 
 
 @contextmanager
 def quiet_lightning() -> Iterator[None]:
-    """Within the block, drop Lightning's product tips and its per-step deprecation warning.
+    """Within the block, drop Lightning's product tips, hardware banner and a per-step warning.
 
     Both filters are removed on exit, so the rest of the session (and other libraries'
     Lightning runs) see Lightning as it is.

@@ -71,6 +71,11 @@ class PlaceConditionEffect(Callback):
             return
         if trainer.is_global_zero:
             counts, conditions = collect_cells(trainer.train_dataloader, self.max_cells)
+            logger.info(
+                "Estimating the condition's effect (%s) from %d cells…",
+                " and ".join(placing),
+                len(counts),
+            )
             if "adapter" in placing:
                 module.place_condition_adapter(counts, conditions)
             if "shared_effect" in placing:

@@ -79,6 +79,12 @@ def cluster_latent(
     if latent.shape[0] <= n_neighbors + 1:
         method = "kmeans"
     names = AUTO_CANDIDATES if method == "auto" else (method,)
+    logger.info(
+        "Placing the mixture's %d clusters on %d cells by %s…",
+        n_clusters,
+        latent.shape[0],
+        " and ".join(names),
+    )
     candidates = {name: PARTITIONS[name](latent, n_clusters, seed, n_neighbors) for name in names}
     candidates = {name: labels for name, labels in candidates.items() if labels is not None}
     if not candidates:
