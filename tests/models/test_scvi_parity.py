@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scvi
+import torch
 from sklearn.metrics import adjusted_rand_score
 
 from cgmvae import CGMVAE, GMVAE, VAE
@@ -230,3 +231,73 @@ def test_early_stopping_waits_for_the_mixture(quiet, seeded):
     assert bool(model.module.prior.initialized)
     assert len(model.history["elbo_train"]) >= 20 + 5
     assert len(model.history["elbo_train"]) < 40
+
+
+def three_donors(seed=0):
+    """Simulated types × conditions; donors d2 and d3 each raise ten genes of their own ×4."""
+    adata = simulate(
+        counts_layer="counts", n_obs=1200, n_vars=100, n_clusters=4, n_conditions=2, seed=seed
+    )
+    rng = np.random.default_rng(seed)
+    donors = rng.choice(["d1", "d2", "d3"], size=adata.n_obs)
+    counts = adata.layers["counts"].toarray()
+    for donor, genes in (("d2", np.arange(60, 70)), ("d3", np.arange(70, 80))):
+        rows = donors == donor
+        counts[np.ix_(rows, genes)] += rng.poisson(3 * counts[np.ix_(rows, genes)])
+    adata.layers["counts"] = counts.astype(np.float32)
+    adata.obs["donor"] = pd.Categorical(donors)
+    return adata
+
+
+@pytest.mark.quality
+def test_a_new_donor_is_mapped_into_the_reference_clusters_training_only_its_weights(
+    seed, quiet, tmp_path
+):
+    adata = three_donors()
+    query_rows = (adata.obs["donor"] == "d3").to_numpy()
+    reference_data = adata[~query_rows].copy()
+    reference_data.obs["donor"] = reference_data.obs["donor"].cat.remove_unused_categories()
+    scvi.settings.seed = seed
+    CGMVAE.setup_anndata(
+        reference_data, layer="counts", condition_key="condition", batch_key="donor"
+    )
+    reference = CGMVAE(reference_data, n_clusters=4, n_hidden=64, components_per_cluster=1)
+    reference.train(max_epochs=60, cluster_placement="kmeans", **quiet)
+    reference.save(tmp_path / "reference")
+    before = {key: value.clone() for key, value in reference.module.state_dict().items()}
+
+    query = adata[query_rows].copy()
+    model = CGMVAE.load_query_data(query, tmp_path / "reference")
+    assert model.summary_stats["n_batch"] == 3
+    model.train(max_epochs=30, **quiet)
+    clusters = model.get_cluster_assignments()
+    assert adjusted_rand_score(query.obs["cluster"], clusters) >= 0.9
+
+    changed = []
+    for key, value in model.module.state_dict().items():
+        old = before[key]
+        if key.endswith("num_batches_tracked"):  # counts batches; the statistics stay fixed
+            continue
+        if value.shape != old.shape:  # a layer that takes the batch one-hot: one more column
+            torch.testing.assert_close(value[:, : old.shape[1]], old, rtol=0, atol=0)
+            assert value[:, old.shape[1] :].abs().sum() > 0
+            changed.append(key)
+        elif not torch.equal(value, old):
+            changed.append(key)
+    assert changed == ["decoder.hidden.fc_layers.Layer 0.0.weight"], changed
+
+
+def test_query_mapping_needs_a_reference_with_batches_and_known_conditions(
+    donor_model, quiet, tmp_path
+):
+    model, adata = donor_model
+    query = adata[:40].copy()
+    query.obs["condition"] = query.obs["condition"].cat.add_categories(["condition_9"])
+    query.obs.loc[query.obs_names[:5], "condition"] = "condition_9"
+    with pytest.raises(ValueError, match="condition_9"):
+        CGMVAE.load_query_data(query, model)
+    plain = adata[:200].copy()
+    GMVAE.setup_anndata(plain, layer="counts")
+    unbatched = GMVAE(plain, n_clusters=2, n_hidden=16)
+    with pytest.raises(ValueError, match="set up without batch_key"):
+        GMVAE.load_query_data(adata[:40].copy(), unbatched)

@@ -28,6 +28,7 @@ from scvi.dataloaders import DataSplitter
 from scvi.model.base import BaseModelClass, RNASeqMixin, UnsupervisedTrainingMixin, VAEMixin
 
 from cgmvae.constants import REGISTRY_KEYS
+from cgmvae.models.query import QueryMixin
 from cgmvae.models.safeguards import SafeguardsMixin, atomic_folder
 from cgmvae.modules.base import AutoencoderModule
 from cgmvae.nn.likelihood import get_likelihood
@@ -62,7 +63,7 @@ def default_max_epochs(n_obs: int) -> int:
 
 
 class BaseAutoencoderModel(
-    SafeguardsMixin, RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass
+    SafeguardsMixin, QueryMixin, RNASeqMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass
 ):
     """AnnData front end shared by AE, VAE, CVAE, GMVAE and CGMVAE.
 

@@ -53,11 +53,12 @@ def _registered_columns(registry: dict) -> list[tuple[str, str, list]]:
     return columns
 
 
-def check_query_obs(adata: AnnData, registry: dict) -> None:
+def check_query_obs(adata: AnnData, registry: dict, new_batches: bool = False) -> None:
     """Check the ``.obs``/``.obsm`` keys a model was set up with against a new AnnData.
 
     Raises ``KeyError`` for a missing key and ``ValueError`` for missing values or
-    categories unseen in training, naming the key and the known categories.
+    categories unseen in training, naming the key and the known categories; with
+    ``new_batches`` (query mapping) unseen batches are allowed.
     """
     setup = registry["setup_args"]
     for key, argument, known in _registered_columns(registry):
@@ -66,7 +67,8 @@ def check_query_obs(adata: AnnData, registry: dict) -> None:
             hint += f" Mark unlabelled cells with {setup.get('unlabeled_category')!r}."
         check_obs_key(adata, key, argument, hint)
         check_obs_complete(adata, key, argument)
-        check_known_categories(adata, key, argument, known)
+        if not (new_batches and argument == "batch_key"):
+            check_known_categories(adata, key, argument, known)
     continuous = setup.get("continuous_covariate_keys")
     for key in continuous or []:
         hint = f" The model was set up with continuous_covariate_keys including {key!r}."
