@@ -91,6 +91,46 @@ def test_normalized_expression_takes_scvi_arguments(donor_model):
     assert draws.shape == (3, adata.n_obs, adata.n_vars)
 
 
+def test_normalized_expression_values_sum_to_the_library_and_follow_the_markers(donor_model):
+    model, adata = donor_model
+    scaled = model.get_normalized_expression(library_size=1e4)
+    np.testing.assert_allclose(scaled.sum(1), 1e4, rtol=1e-4)
+    markers = adata.uns["ground_truth"]["simulate"]["marker_log_fold_changes"] > 0
+    for k, name in enumerate(adata.uns["ground_truth"]["group_names"]):
+        inside = (adata.obs["cluster"] == name).to_numpy()
+        genes = markers[k]
+        assert (
+            scaled.loc[inside, genes].mean().mean() > 2 * scaled.loc[~inside, genes].mean().mean()
+        )
+
+
+def test_history_holds_every_epoch_of_finite_loss_terms(donor_model):
+    model, _ = donor_model
+    history = model.history
+    for key in ("elbo_train", "reconstruction_loss_train", "kl_local_train", "kl_weight"):
+        values = history[key].iloc[:, 0].to_numpy(dtype=float)
+        assert len(values) == 60 and np.isfinite(values).all(), key
+    elbo = history["elbo_train"].iloc[:, 0].to_numpy(dtype=float)
+    assert elbo[-5:].mean() < elbo[:5].mean()
+
+
+def test_view_anndata_setup_names_the_registered_columns(donor_model, capsys):
+    model, adata = donor_model
+    model.view_anndata_setup(adata)
+    shown = capsys.readouterr().out
+    for column in ("counts", "condition", "donor", "percent_mito"):
+        assert column in shown, column
+
+
+def test_to_device_moves_the_module_and_keeps_its_outputs(donor_model):
+    model, _ = donor_model
+    before = model.get_latent_representation()
+    model.to_device("cpu")
+    assert model.device == torch.device("cpu")
+    assert all(p.device.type == "cpu" for p in model.module.parameters())
+    np.testing.assert_allclose(model.get_latent_representation(), before, rtol=1e-6)
+
+
 @pytest.mark.quality
 def test_counterfactual_swaps_the_condition_and_keeps_the_donor(donor_model):
     model, adata = donor_model
