@@ -341,3 +341,29 @@ def test_query_mapping_needs_a_reference_with_batches_and_known_conditions(
     unbatched = GMVAE(plain, n_clusters=2, n_hidden=16)
     with pytest.raises(ValueError, match="set up without batch_key"):
         GMVAE.load_query_data(adata[:40].copy(), unbatched)
+
+
+@pytest.mark.quality
+def test_counterfactual_de_ranks_each_groups_responding_genes_first(donor_model):
+    model, adata = donor_model
+    table = model.counterfactual_differential_expression("condition_1", groupby="cluster")
+    effects = adata.uns["ground_truth"]["simulate"]["condition_log_fold_changes"]
+    names = list(adata.uns["ground_truth"]["group_names"])
+    control = adata.obs["condition"] != "condition_1"
+    for name, part in table.groupby("group"):
+        assert part.index.is_unique and len(part) == adata.n_vars
+        assert part["n_cells"].iloc[0] == (control & (adata.obs["cluster"] == name)).sum()
+        responders = set(adata.var_names[effects[names.index(name), 1] != 0])
+        ranked = part["lfc_vs_median"].abs().sort_values(ascending=False).index[:20]
+        assert np.mean([gene in responders for gene in ranked]) >= 0.8, name
+        assert ((part["proba_de"] >= 0) & (part["proba_de"] <= 1)).all()
+    clusters = model.counterfactual_differential_expression("condition_1", n_samples=2)
+    assert set(clusters["group"]) <= set(model.cluster_names)
+
+
+def test_counterfactual_de_says_what_it_needs(donor_model):
+    model, _ = donor_model
+    with pytest.raises(ValueError, match="condition_7"):
+        model.counterfactual_differential_expression("condition_7")
+    with pytest.raises(KeyError, match="celltype"):
+        model.counterfactual_differential_expression("condition_1", groupby="celltype")
