@@ -11,7 +11,7 @@ import logging
 from importlib.metadata import version
 
 _FROM_MODELS = ("AE", "CGMVAE", "CVAE", "GMVAE", "VAE", "select_n_clusters")
-_SUBPACKAGES = ("data", "metrics", "pl")
+_SUBPACKAGES = ("data", "lightning", "metrics", "pl")
 __all__ = [*_FROM_MODELS, *_SUBPACKAGES]
 __version__ = version("cgmvae")
 

@@ -232,17 +232,20 @@ def test_placement_on_a_subsample_says_so_and_still_finds_the_clusters(quiet, si
     cuts = [message for message in messages if message.startswith("Neighbour edges cut: kmeans")]
     assert len(cuts) == 1  # "auto" says how many edges each candidate cut, once
     messages = [message for message in messages if message not in cuts]
-    assert messages[0].startswith("Placing the mixture on 300 randomly chosen of the 800 training")
-    assert messages[1].startswith("Placed the mixture's 4 clusters by")
-    assert "on 300 cells" in messages[1]
+    assert messages[0] == "Estimating the condition's effect (shared_effect) from 800 cells…"
+    assert messages[1].startswith("Placing the mixture on 300 randomly chosen of the 800 training")
+    assert messages[2] == "Placing the mixture's 4 clusters on 300 cells by kmeans and umap…"
+    assert messages[3].startswith("Placed the mixture's 4 clusters by")
+    assert "on 300 cells" in messages[3]
     # the second placement, by Leiden; where no resolution gives 4 communities the log says
     # the mixture stays as placed
-    assert messages[2] == "Placing the mixture again after 30 epochs (cluster_refine)."
-    again = messages[3:]
+    assert messages[4] == "Placing the mixture again after 30 epochs (cluster_refine)."
+    again = messages[5:]
     assert again[0].startswith("Placing the mixture on 300 randomly chosen")
+    assert again[1] == "Placing the mixture's 4 clusters on 300 cells by leiden…"
     placed_by_leiden = "Placed the mixture's 4 clusters by leiden on 300 cells"
     stayed = "No Leiden resolution gave 4 groups; the mixture stays as placed."
-    assert len(again) == 2 and (again[1] == stayed or again[1].startswith(placed_by_leiden))
+    assert len(again) == 3 and (again[2] == stayed or again[2].startswith(placed_by_leiden))
     clusters = model.get_cluster_assignments()
     assert cluster_scores(adata.obs["cluster"], clusters)["ari"] > 0.9
 

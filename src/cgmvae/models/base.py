@@ -124,7 +124,8 @@ class BaseAutoencoderModel(
         warn_empty_genes(scan.gene_totals, self.adata.var_names, location)
         return scan
 
-    def _resolve_module_kwargs(self, module_kwargs: dict) -> dict:
+    @classmethod
+    def _resolve_module_kwargs(cls, module_kwargs: dict) -> dict:
         """Check the hyper-parameters; return them with argument-dependent defaults filled in.
 
         Here: ``n_hidden``/``n_layers`` ``None`` become the likelihood's ``network_size``.

@@ -52,7 +52,8 @@ class ConditionalMixin:
 
     _conditional = True
 
-    def _resolve_module_kwargs(self, module_kwargs: dict) -> dict:
+    @classmethod
+    def _resolve_module_kwargs(cls, module_kwargs: dict) -> dict:
         """Check the condition arguments; ``condition_effect=None`` follows the likelihood."""
         resolved = super()._resolve_module_kwargs(module_kwargs)
         if resolved["condition_effect"] is None:

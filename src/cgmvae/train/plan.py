@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from scvi.train import TrainingPlan
 
+from cgmvae.train.batches import registry_batch
 from cgmvae.train.distributed import touch_every_parameter
 from cgmvae.train.epoch_metrics import EpochTotals
 
@@ -212,8 +213,18 @@ class AutoencoderTrainingPlan(TrainingPlan):
         return "mixed" in str(trainer.precision) and bool(trainer.gradient_clip_val)
 
     def on_train_start(self) -> None:
-        """Train in training mode, also when ``train`` is called again after inference."""
+        """Train in training mode, also when ``train`` is called again after inference.
+
+        Fitted by a plain Lightning ``Trainer`` (not through a model's ``train``), the
+        number of training observations is read off the training loader's dataset.
+        """
         self.module.train()
+        if self.n_obs_training is None:
+            self.n_obs_training = len(self.trainer.train_dataloader.dataset)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Accept plain tensor minibatches as well as scvi-tools' dicts (see registry_batch)."""
+        return registry_batch(batch)
 
 
 def plan_parameters() -> set[str]:

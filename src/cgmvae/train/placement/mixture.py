@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from cgmvae.constants import MODULE_KEYS, PlacementMethod
+from cgmvae.train.batches import registry_batch
 from cgmvae.train.distributed import share_from_rank_zero
 from cgmvae.train.placement.partition import (
     check_placement,
@@ -168,7 +169,8 @@ def training_latent(
     was_training = module.training
     module.eval()
     means, variances, targets, labelled = [], [], [], []
-    for batch in loader:
+    for batch in map(registry_batch, loader):
+        batch = {key: value.to(module.device) for key, value in batch.items()}
         inference = module.inference(**module._get_inference_input(batch))
         means.append(inference[MODULE_KEYS.QZM_KEY].cpu())
         variances.append(inference[MODULE_KEYS.QZV_KEY].cpu())

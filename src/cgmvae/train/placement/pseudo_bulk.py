@@ -13,6 +13,7 @@ import torch
 
 from cgmvae.constants import MODULE_KEYS, REGISTRY_KEYS
 from cgmvae.nn.condition_effect import observed_pairs
+from cgmvae.train.batches import registry_batch
 from cgmvae.train.placement.partition import kmeans_labels
 
 
@@ -42,7 +43,7 @@ def pool_groups(
 def collect_cells(loader, max_cells: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Return counts and condition codes of the first ``max_cells`` cells the loader yields."""
     counts, conditions, n_cells = [], [], 0
-    for batch in loader:
+    for batch in map(registry_batch, loader):
         counts.append(batch[REGISTRY_KEYS.X_KEY].float().cpu())
         conditions.append(batch[REGISTRY_KEYS.CONDITION_KEY].long().view(-1).cpu())
         n_cells += len(counts[-1])
@@ -117,7 +118,8 @@ def cluster_pseudo_bulk(
     module.eval()
     device = module.device
     totals = None
-    for batch in loader:
+    for batch in map(registry_batch, loader):
+        batch = {key: value.to(device) for key, value in batch.items()}
         inference = module.inference(**module._get_inference_input(batch))
         summed = sum_per_group(
             batch[REGISTRY_KEYS.X_KEY].to(device).float(),

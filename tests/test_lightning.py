@@ -1,0 +1,78 @@
+"""The mixture models as LightningModules, fitted by a plain Trainer on a tensor DataLoader."""
+
+import sys
+from pathlib import Path
+
+import lightning
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import cgmvae
+from cgmvae.constants import REGISTRY_KEYS
+from cgmvae.metrics import cluster_scores
+from cgmvae.train.batches import registry_batch
+
+TRAINER = {"accelerator": "cpu", "logger": False, "enable_checkpointing": False,
+           "enable_progress_bar": False, "enable_model_summary": False}  # fmt: skip
+
+
+def image_tensors():
+    """The contrast-condition images of the AnnData test, as (x, condition, digit) tensors."""
+    sys.path.insert(0, str(Path(__file__).parent / "models"))
+    from test_conditional import images_with_a_contrast_condition
+
+    adata = images_with_a_contrast_condition()
+    condition = (adata.obs["condition"] == "plain").to_numpy().astype(np.int64)  # grey = 0
+    digits = adata.obs["digit"].astype(int).to_numpy()
+    return TensorDataset(
+        torch.as_tensor(adata.X), torch.as_tensor(condition), torch.as_tensor(digits)
+    )
+
+
+@pytest.mark.quality
+def test_cgmvae_from_a_plain_dataloader_clusters_as_the_anndata_model_does(seeded):
+    data = image_tensors()
+    model = cgmvae.lightning.CGMVAE(
+        n_input=64, n_conditions=2, n_clusters=4, likelihood="bernoulli"
+    )
+    trainer = lightning.Trainer(max_epochs=60, **TRAINER)
+    trainer.fit(model, DataLoader(data, batch_size=128, shuffle=True))
+    assert model.module.mixture_placed
+    gain = model.module.condition_adapter.gain.flatten()
+    assert gain[1].item() == 1.0 and gain[0].item() == pytest.approx(0.5, abs=0.05)
+    in_order = DataLoader(data, batch_size=256)
+    clusters = model.cluster_probabilities(in_order).argmax(1)
+    digits, conditions = data.tensors[2].numpy(), data.tensors[1].numpy()
+    assert cluster_scores(digits, clusters)["ari"] >= 0.9  # the AnnData test's bar
+    assert abs(cluster_scores(conditions, clusters)["ari"]) < 0.05
+    assert model.latent_representation(in_order).shape == (len(data), 10)
+
+
+def test_gmvae_takes_bare_tensors_and_its_models_defaults(seeded):
+    x = torch.rand(200, 16)
+    model = cgmvae.lightning.GMVAE(n_input=16, n_clusters=3, likelihood="bernoulli")
+    defaults = cgmvae.lightning.model_arguments(cgmvae.GMVAE, {})
+    assert model.module.prior.components_per_cluster == defaults["components_per_cluster"] == 4
+    assert model.warmup_end == cgmvae.GMVAE._plan_defaults["warmup_end"]
+    trainer = lightning.Trainer(max_epochs=4, **TRAINER)
+    trainer.fit(model, DataLoader(x, batch_size=50, shuffle=True))
+    assert model.module.mixture_placed
+    assert model.cluster_probabilities(DataLoader(x, batch_size=64)).shape == (200, 3)
+    with pytest.raises(TypeError, match="has no argument 'n_cluster'"):
+        cgmvae.lightning.GMVAE(n_input=16, n_cluster=3)
+
+
+def test_registry_batch_reads_every_plain_form_and_refuses_others():
+    x, c = torch.rand(4, 2, 3), torch.tensor([0, 1, 1, 0])
+    for batch in (x, (x,), [x]):
+        keyed = registry_batch(batch)
+        assert keyed[REGISTRY_KEYS.X_KEY].shape == (4, 6)
+        assert keyed[REGISTRY_KEYS.CONDITION_KEY].tolist() == [[0]] * 4
+    keyed = registry_batch((x, c, torch.arange(4)))
+    assert keyed[REGISTRY_KEYS.CONDITION_KEY].view(-1).tolist() == [0, 1, 1, 0]
+    scvi_batch = {REGISTRY_KEYS.X_KEY: x}
+    assert registry_batch(scvi_batch) is scvi_batch
+    with pytest.raises(TypeError, match="a dict of tensors"):
+        registry_batch("x")
