@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 import torch
 from scvi.distributions import Poisson, ZeroInflatedNegativeBinomial
@@ -20,9 +20,6 @@ from torch import nn
 from torch.distributions import Bernoulli, Distribution, Normal
 
 from cgmvae.nn.negative_binomial import GeneNegativeBinomial
-
-if TYPE_CHECKING:
-    from cgmvae.validation import ValueSummary
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +29,18 @@ __all__ = [
     "get_likelihood",
     "register_likelihood",
 ]
+
+class ValueSummary(Protocol):
+    """What :meth:`LikelihoodHead.check_values` reads of the data's values.
+
+    :class:`cgmvae.validation.ValueSummary` is one.
+    """
+
+    minimum: float
+    maximum: float
+    integers: bool
+    exact_integers: bool
+
 
 #: The likelihoods by name: what ``likelihood=`` accepts in every model.
 LIKELIHOODS: dict[str, type[LikelihoodHead]] = {}
