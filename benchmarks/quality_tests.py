@@ -6,10 +6,10 @@ trained model) once per setting, with ``CGMVAE_TEST_SEED`` (the seed of the test
 records each test's outcome per setting. A test that fails under any setting is a knife edge.
 Results to ``benchmarks/results/quality_tests.{json,md}``: overwritten, or with ``--keep`` merged
 into the settings recorded before (a setting run again replaces its old outcomes), so a grid can
-be run in parts.
+be run in parts (``--select`` runs only the tests ``pytest -k`` picks, merged test by test).
 
 Usage: ``python benchmarks/quality_tests.py [--seeds 0 1 2] [--capabilities default avx2
-avx512] [--threads 1 2] [--keep]``
+avx512] [--threads 1 2] [--keep] [--select EXPR]``
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from harness import RESULTS, write_json
 ROOT = Path(__file__).parents[1]
 
 
-def run_setting(seed: int, capability: str, threads: int) -> dict[str, str]:
+def run_setting(seed: int, capability: str, threads: int, select: str | None) -> dict[str, str]:
     """Outcome (passed / failed / skipped) of every quality test under one setting."""
     env = os.environ | {
         "CGMVAE_TEST_SEED": str(seed),
@@ -42,6 +42,8 @@ def run_setting(seed: int, capability: str, threads: int) -> dict[str, str]:
         report = Path(folder) / "report.xml"
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                    "-m", "quality and not slow", f"--junitxml={report}"]  # fmt: skip
+        if select:
+            command += ["-k", select]
         subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         outcomes = {}
         for case in ET.parse(report).getroot().iter("testcase"):
@@ -58,6 +60,7 @@ def main() -> None:
     parser.add_argument("--capabilities", nargs="+", default=None)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--keep", action="store_true", help="merge into the recorded settings")
+    parser.add_argument("--select", default=None, help="only the tests pytest -k selects")
     args = parser.parse_args()
     start = time.perf_counter()
     earlier = json.loads((RESULTS / "quality_tests.json").read_text()) if args.keep else {}
@@ -66,7 +69,8 @@ def main() -> None:
         for capability in args.capabilities or available_capabilities():
             for threads in args.threads:
                 label = f"seed {seed}, {capability}, {threads} thread(s)"
-                settings[label] = run_setting(seed, capability, threads)
+                outcomes = run_setting(seed, capability, threads, args.select)
+                settings[label] = {**settings.get(label, {}), **outcomes}
                 failed = [name for name, out in settings[label].items() if out != "passed"]
                 print(f"{label}: {len(settings[label]) - len(failed)} passed, failed {failed}")
     minutes = earlier.get("runtime_minutes", 0) + (time.perf_counter() - start) / 60
@@ -79,13 +83,15 @@ def main() -> None:
     run_by = "; ".join(f"`{line}`" for line in commands)
     lines = ["# Quality tests under every seed, CPU kernel and thread setting", "",
              f"Commands: {run_by}; {minutes:.0f} min on a 2-core CPU in all.", "",
-             "| test | settings passed |", "|---|---|"]  # fmt: skip
+             "| test | passed / settings run |", "|---|---|"]  # fmt: skip
     for name in tests:
-        passed = [label for label, out in settings.items() if out.get(name) == "passed"]
-        missing = [label for label in settings if label not in passed]
-        note = f"{len(passed)} / {len(settings)}" + (
-            f" (not: {'; '.join(missing)})" if missing else ""
-        )
+        ran = [label for label, out in settings.items() if name in out]
+        failed = [label for label in ran if settings[label][name] != "passed"]
+        note = f"{len(ran) - len(failed)} / {len(ran)}"
+        if failed:
+            note += f" (failed: {'; '.join(failed)})"
+        if len(ran) < len(settings):
+            note += f"; not run in {len(settings) - len(ran)} of the {len(settings)} settings"
         lines.append(f"| `{name}` | {note} |")
     (RESULTS / "quality_tests.md").write_text("\n".join(lines) + "\n")
 
