@@ -37,14 +37,14 @@ def test_selection_leaves_the_anndata_as_it_was(selection):
 
 def test_selection_plot_marks_the_chosen_k(selection, tmp_path):
     table, _, _ = selection
-    fig = n_clusters_selection(table, path=tmp_path / "k.png")
+    elbo_ax, _ = n_clusters_selection(table, show=False, save=tmp_path / "k.png")
     assert (tmp_path / "k.png").stat().st_size > 0
-    assert "chosen K = 4" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "chosen K = 4" in [t.get_text() for t in elbo_ax.get_legend().get_texts()]
 
 
 def test_selection_plot_names_the_table_it_needs():
     with pytest.raises(ValueError, match="select_n_clusters"):
-        n_clusters_selection(pd.DataFrame({"heldout_elbo": [1.0]}))
+        n_clusters_selection(pd.DataFrame({"heldout_elbo": [1.0]}), show=False)
 
 
 @pytest.mark.parametrize("candidates", [[4], [4, 4], [1, 4], []])
