@@ -66,18 +66,7 @@ class AE(BaseAutoencoderModel):
         linear: bool = False,
         noise_sd: float = 0.0,
     ):
-        super().__init__(
-            adata,
-            registry,
-            n_latent=n_latent,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            dropout_rate=dropout_rate,
-            likelihood=likelihood,
-            linear=linear,
-            noise_sd=noise_sd,
-        )
-        self.init_params_ = self._get_init_params(locals())
+        self._build(locals())
 
     def get_latent_representation(
         self,

@@ -70,7 +70,7 @@ class BaseAutoencoderModel(
 
     Subclasses set ``_module_cls``, whether they take a condition (``_conditional``) and
     their training-plan defaults; their ``__init__`` lists the model's hyper-parameters and
-    records them with ``_get_init_params(locals())``. Three hooks let a mixin add to the
+    calls :meth:`_build` with its ``locals()``. Three hooks let a mixin add to the
     model without overriding ``__init__`` or ``train``: :meth:`_resolve_module_kwargs`
     (defaults that depend on other arguments), :meth:`_registry_module_kwargs` (module
     arguments read off the data) and :meth:`_training_callbacks`.
@@ -109,6 +109,22 @@ class BaseAutoencoderModel(
     def name(self) -> str:
         """Lower-case model name used in AnnData keys (``X_<name>``)."""
         return type(self).__name__.lower()
+
+    def _build(self, arguments: dict) -> None:
+        """Build the model from its ``__init__``'s arguments (its ``locals()``), record them.
+
+        Every model's ``__init__`` lists its hyper-parameters in its signature and calls this
+        first, so that each name is written once.
+        """
+        hyperparameters = {
+            name: value
+            for name, value in arguments.items()
+            if name not in ("self", "adata", "registry")
+        }
+        BaseAutoencoderModel.__init__(
+            self, arguments["adata"], arguments["registry"], **hyperparameters
+        )
+        self.init_params_ = self._get_init_params(arguments)
 
     def _scan_registered_data(self, likelihood: str) -> MatrixScan:
         """Read the registered matrix once; return its totals per cell and gene.

@@ -63,24 +63,4 @@ classification_weight
         condition_effect: ConditionEffectKind | None = None,
         specific_effect_scale: float = 0.1,
     ):
-        # the GMVAE's __init__ records its own arguments; build with this model's instead
-        super(GMVAE, self).__init__(
-            adata,
-            registry,
-            n_clusters=n_clusters,
-            components_per_cluster=components_per_cluster,
-            n_latent=n_latent,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            dropout_rate=dropout_rate,
-            likelihood=likelihood,
-            beta=beta,
-            beta_y=beta_y,
-            free_bits=free_bits,
-            learn_cluster_weights=learn_cluster_weights,
-            n_mc_samples=n_mc_samples,
-            classification_weight=classification_weight,
-            condition_effect=condition_effect,
-            specific_effect_scale=specific_effect_scale,
-        )
-        self.init_params_ = self._get_init_params(locals())
+        self._build(locals())

@@ -90,21 +90,4 @@ class GMVAE(ClusterMixin, BaseAutoencoderModel):
         n_mc_samples: int = 1,
         classification_weight: float = 100.0,
     ):
-        super().__init__(
-            adata,
-            registry,
-            n_clusters=n_clusters,
-            components_per_cluster=components_per_cluster,
-            n_latent=n_latent,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            dropout_rate=dropout_rate,
-            likelihood=likelihood,
-            beta=beta,
-            beta_y=beta_y,
-            free_bits=free_bits,
-            learn_cluster_weights=learn_cluster_weights,
-            n_mc_samples=n_mc_samples,
-            classification_weight=classification_weight,
-        )
-        self.init_params_ = self._get_init_params(locals())
+        self._build(locals())

@@ -56,18 +56,7 @@ class VAE(BaseAutoencoderModel):
         beta: float = 1.0,
         n_mc_samples: int = 1,
     ):
-        super().__init__(
-            adata,
-            registry,
-            n_latent=n_latent,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            dropout_rate=dropout_rate,
-            likelihood=likelihood,
-            beta=beta,
-            n_mc_samples=n_mc_samples,
-        )
-        self.init_params_ = self._get_init_params(locals())
+        self._build(locals())
 
 
 class CVAE(ConditionalMixin, VAE):
@@ -112,18 +101,4 @@ class CVAE(ConditionalMixin, VAE):
         condition_effect: ConditionEffectKind | None = None,
         specific_effect_scale: float = 0.1,
     ):
-        # the VAE's __init__ records its own arguments; build with this model's instead
-        super(VAE, self).__init__(
-            adata,
-            registry,
-            n_latent=n_latent,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            dropout_rate=dropout_rate,
-            likelihood=likelihood,
-            beta=beta,
-            n_mc_samples=n_mc_samples,
-            condition_effect=condition_effect,
-            specific_effect_scale=specific_effect_scale,
-        )
-        self.init_params_ = self._get_init_params(locals())
+        self._build(locals())

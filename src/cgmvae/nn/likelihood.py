@@ -30,6 +30,7 @@ __all__ = [
     "register_likelihood",
 ]
 
+
 class ValueSummary(Protocol):
     """What :meth:`LikelihoodHead.check_values` reads of the data's values.
 
@@ -248,16 +249,20 @@ class PoissonLikelihood(CountLikelihood):
         return Poisson((scale * library).clamp_min(1e-8), validate_args=False, scale=scale)
 
 
-@register_likelihood
-class NegativeBinomialLikelihood(CountLikelihood):
-    """Negative binomial counts with one inverse dispersion per gene (scVI's default)."""
-
-    name = "nb"
-    use_for = "raw counts (UMIs)"
+class DispersedCountLikelihood(CountLikelihood):
+    """Counts with one learned inverse dispersion θ per gene (``log_theta``)."""
 
     def __init__(self, n_hidden: int, n_output: int, learn_scale: bool = True):
         super().__init__(n_hidden, n_output)
         self.log_theta = nn.Parameter(torch.zeros(n_output))
+
+
+@register_likelihood
+class NegativeBinomialLikelihood(DispersedCountLikelihood):
+    """Negative binomial counts with one inverse dispersion per gene (scVI's default)."""
+
+    name = "nb"
+    use_for = "raw counts (UMIs)"
 
     def distribution(self, raw, hidden, library, affine) -> Distribution:
         return GeneNegativeBinomial(theta=self.log_theta.exp(), logits=raw, library=library)
@@ -267,7 +272,7 @@ class NegativeBinomialLikelihood(CountLikelihood):
 
 
 @register_likelihood
-class ZeroInflatedNegativeBinomialLikelihood(CountLikelihood):
+class ZeroInflatedNegativeBinomialLikelihood(DispersedCountLikelihood):
     """Negative binomial counts with extra zeros, their logits from ``h``."""
 
     name = "zinb"
@@ -275,7 +280,6 @@ class ZeroInflatedNegativeBinomialLikelihood(CountLikelihood):
 
     def __init__(self, n_hidden: int, n_output: int, learn_scale: bool = True):
         super().__init__(n_hidden, n_output)
-        self.log_theta = nn.Parameter(torch.zeros(n_output))
         self.dropout_logits = nn.Linear(n_hidden, n_output)
 
     def distribution(self, raw, hidden, library, affine) -> Distribution:
