@@ -35,8 +35,9 @@ def image_tensors():
 def test_cgmvae_from_a_plain_dataloader_clusters_as_the_anndata_model_does(seeded):
     data = image_tensors()
     model = cgmvae.lightning.CGMVAE(
-        n_input=64, n_conditions=2, n_clusters=4, likelihood="bernoulli"
-    )
+        n_input=64, n_conditions=2, n_clusters=4, likelihood="bernoulli",
+        condition_effect="affine",
+    )  # fmt: skip
     trainer = lightning.Trainer(max_epochs=60, **TRAINER)
     trainer.fit(model, DataLoader(data, batch_size=128, shuffle=True))
     assert model.module.mixture_placed

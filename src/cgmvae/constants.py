@@ -11,10 +11,13 @@ from __future__ import annotations
 from typing import Literal, NamedTuple
 
 PlacementMethod = Literal["auto", "umap", "kmeans", "leiden"]
-ConditionEffectKind = Literal["additive", "affine", "injected"]
+ConditionEffectKind = Literal["additive", "affine", "injected", "switched"]
 
 PLACEMENT_METHODS: tuple[str, ...] = ("auto", "umap", "kmeans", "leiden")
-CONDITION_EFFECTS: tuple[str, ...] = ("additive", "affine", "injected")
+CONDITION_EFFECTS: tuple[str, ...] = ("additive", "affine", "injected", "switched")
+ConditionInvarianceKind = Literal["mmd", "adversarial"]
+#: The learned penalties that keep the condition out of the latent (``condition_invariance``).
+CONDITION_INVARIANCES: tuple[str, ...] = ("mmd", "adversarial")
 
 
 class _RegistryKeys(NamedTuple):
@@ -73,6 +76,21 @@ def check_condition_effect(condition_effect: str) -> str:
         "'additive' (a shared plus a cluster-specific change of each output, which carries "
         "over to unseen cluster-condition pairs; count likelihoods), 'affine' (a per-condition "
         "change of contrast and offset of each feature, taken out before the encoder; "
-        "gaussian and bernoulli) or 'injected' (the condition as an input of every decoder "
-        "layer, free to interact with z).",
+        "gaussian and bernoulli), 'switched' (a first encoder layer and a last decoder layer "
+        "per condition, any linear map of the observations) or 'injected' (the condition as "
+        "an input of every decoder layer, free to interact with z).",
+    )
+
+
+def check_condition_invariance(condition_invariance: str | None) -> str | None:
+    """Return ``condition_invariance`` if ``None`` or supported, else raise a ``ValueError``."""
+    if condition_invariance is None:
+        return None
+    return check_choice(
+        "condition_invariance",
+        condition_invariance,
+        CONDITION_INVARIANCES,
+        "'mmd' (a kernel two-sample penalty between the conditions' latent codes) or "
+        "'adversarial' (a condition classifier on the latent that the encoder learns to "
+        "defeat); None for no penalty.",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from anndata import AnnData
 
-from cgmvae.constants import ConditionEffectKind
+from cgmvae.constants import ConditionEffectKind, ConditionInvarianceKind
 from cgmvae.models.conditional import ConditionalMixin
 from cgmvae.models.gmvae import GMVAE
 
@@ -18,7 +18,9 @@ class CGMVAE(ConditionalMixin, GMVAE):
     changes the decoder's outputs by a response shared by all cells plus one per cluster,
     shrunk toward the shared one (``condition_effect="additive"``, see
     :class:`~cgmvae.models.conditional.ConditionalMixin`), so that a cluster never seen
-    under a condition gets the shared response. Training and cluster methods as
+    under a condition gets the shared response, and a learned penalty (maximum mean
+    discrepancy between the conditions' latent codes, ``condition_invariance="mmd"``) keeps
+    the condition out of z. Training and cluster methods as
     :class:`GMVAE`; register the condition with ``setup_anndata(condition_key=...)``.
 
     Parameters
@@ -29,10 +31,16 @@ classification_weight
         As for :class:`GMVAE`.
     condition_effect
         How the condition changes the decoder: ``None`` (default) is ``"additive"`` for
-        count likelihoods and ``"affine"`` for the others; ``"injected"`` makes it an input
-        of every decoder layer (see :class:`~cgmvae.models.conditional.ConditionalMixin`).
+        count likelihoods and ``"injected"`` (an input of every layer) for the others;
+        ``"affine"`` undoes a per-condition contrast and offset before the encoder,
+        ``"switched"`` gives each condition its own first encoder and last decoder layer
+        (see :class:`~cgmvae.models.conditional.ConditionalMixin`).
     specific_effect_scale
         Scale of the Laplace prior shrinking each cluster's response toward the shared one.
+    condition_invariance, invariance_weight
+        A learned penalty that keeps the condition out of the latent (``"mmd"``, the
+        default, ``"adversarial"`` or ``None``) and its weight, see
+        :class:`~cgmvae.models.conditional.ConditionalMixin`.
 
     Examples
     --------
@@ -62,5 +70,7 @@ classification_weight
         classification_weight: float = 100.0,
         condition_effect: ConditionEffectKind | None = None,
         specific_effect_scale: float = 0.1,
+        condition_invariance: ConditionInvarianceKind | None = "mmd",
+        invariance_weight: float = 10.0,
     ):
         self._build(locals())

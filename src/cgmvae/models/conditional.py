@@ -11,6 +11,7 @@ from cgmvae.constants import (
     MODULE_KEYS,
     REGISTRY_KEYS,
     check_condition_effect,
+    check_condition_invariance,
 )
 from cgmvae.nn.likelihood import get_likelihood
 from cgmvae.train import PlaceConditionEffect
@@ -38,16 +39,32 @@ class ConditionalMixin:
         that is shared by all cells plus, for mixture models, a change specific to each
         cluster, weighted by q(y | x, c). The specific changes are shrunk toward zero, so a
         (cluster, condition) pair never observed in training falls back to the shared
-        change. ``"affine"`` (the default for ``"gaussian"`` and ``"bernoulli"``): each
+        change. ``"injected"`` (the default for ``"gaussian"`` and ``"bernoulli"``): the
+        condition is an input of every encoder and decoder layer (as scVI treats a batch),
+        free to interact with z; nothing is assumed about the form of the change, and the
+        learned penalty (``condition_invariance``) keeps it out of z. ``"affine"``: each
         condition maps the observations of a base condition by ``a_c x + b_c`` (a contrast
         and an offset per feature, estimated from the data before training, see
         :class:`~cgmvae.nn.ConditionAdapter`); the encoder sees the inverse-mapped x and not
-        the condition, so z cannot encode a change of that form. ``"injected"``: the
-        condition is an input of every decoder layer (as scVI treats a batch), free to
-        interact with z, which fits observed pairs but transfers less to unseen ones.
+        the condition, so z cannot encode a change of that form (the best choice where the
+        change is known to be of that form). ``"switched"``: the encoder's first and the
+        decoder's last layer have a weight block per condition (started equal), so each
+        condition can map its observations by its own linear map, and the layers between
+        see no condition.
     specific_effect_scale
         Scale of the Laplace prior on the cluster-specific changes (smaller: more
         shrinkage toward the shared change).
+    condition_invariance
+        ``"mmd"`` (default), ``"adversarial"`` or ``None``: a learned penalty on the latent
+        means that makes the conditions hard to tell apart from them, a kernel two-sample
+        statistic (maximum mean discrepancy) between each condition's codes and the others'
+        in every minibatch, or a condition classifier trained through a reversed gradient
+        (:mod:`cgmvae.nn.invariance`). Both assume that the conditions hold the same mix of
+        contents (a randomised experiment); neither assumes a form of the change. Where the
+        conditions hold different contents (a cell type found in one condition only), the
+        penalty pulls them together; set ``None`` there.
+    invariance_weight
+        Weight of that penalty, per observation (as the ELBO's terms).
     """
 
     _conditional = True
@@ -58,11 +75,15 @@ class ConditionalMixin:
         resolved = super()._resolve_module_kwargs(module_kwargs)
         if resolved["condition_effect"] is None:
             counts = get_likelihood(resolved["likelihood"]).counts
-            resolved["condition_effect"] = "additive" if counts else "affine"
+            resolved["condition_effect"] = "additive" if counts else "injected"
         check_condition_effect(resolved["condition_effect"])
         scale = resolved["specific_effect_scale"]
         if not scale > 0:
             raise ValueError(f"specific_effect_scale must be positive, got {scale}.")
+        check_condition_invariance(resolved["condition_invariance"])
+        weight = resolved["invariance_weight"]
+        if not weight >= 0:
+            raise ValueError(f"invariance_weight must be zero or positive, got {weight}.")
         return resolved
 
     def _training_callbacks(self, max_epochs: int) -> list:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from anndata import AnnData
 
-from cgmvae.constants import ConditionEffectKind
+from cgmvae.constants import ConditionEffectKind, ConditionInvarianceKind
 from cgmvae.models.base import BaseAutoencoderModel
 from cgmvae.models.conditional import ConditionalMixin
 from cgmvae.modules.vae import VAEModule
@@ -73,10 +73,16 @@ class CVAE(ConditionalMixin, VAE):
         As for :class:`VAE`.
     condition_effect
         How the condition changes the decoder: ``None`` (default) is ``"additive"`` (a
-        response shared by all cells) for count likelihoods and ``"affine"`` for the others;
-        ``"injected"`` makes it an input of every decoder layer.
+        response shared by all cells) for count likelihoods and ``"injected"`` (an input of
+        every layer) for the others; ``"affine"`` undoes a per-condition contrast and offset
+        before the encoder, ``"switched"`` gives each condition its own first encoder and
+        last decoder layer.
     specific_effect_scale
         Unused without clusters; kept so that every conditional model takes it.
+    condition_invariance, invariance_weight
+        A learned penalty that keeps the condition out of the latent (``"mmd"``, the
+        default, ``"adversarial"`` or ``None``) and its weight, see
+        :class:`~cgmvae.models.conditional.ConditionalMixin`.
 
     Examples
     --------
@@ -100,5 +106,7 @@ class CVAE(ConditionalMixin, VAE):
         n_mc_samples: int = 1,
         condition_effect: ConditionEffectKind | None = None,
         specific_effect_scale: float = 0.1,
+        condition_invariance: ConditionInvarianceKind | None = "mmd",
+        invariance_weight: float = 10.0,
     ):
         self._build(locals())

@@ -12,6 +12,7 @@ from cgmvae.constants import MODULE_KEYS, REGISTRY_KEYS, check_condition_effect
 from cgmvae.nn.blocks import Decoder, Encoder
 from cgmvae.nn.condition_adapter import ConditionAdapter
 from cgmvae.nn.condition_effect import ConditionEffect
+from cgmvae.nn.invariance import INVARIANCE_PENALTIES
 from cgmvae.nn.likelihood import get_likelihood
 
 
@@ -65,11 +66,19 @@ class AutoencoderModule(BaseModuleClass):
         layer, ``"additive"`` only as a :class:`~cgmvae.nn.ConditionEffect` added to the
         outputs (the hidden layers then see z, batch and covariates only), ``"affine"``
         only as a :class:`~cgmvae.nn.ConditionAdapter` on the mean, whose inverse is
-        applied to the encoder input (which then does not see the condition).
+        applied to the encoder input (which then does not see the condition), ``"switched"``
+        as a weight block per condition in the encoder's first and the decoder's last layer
+        (:func:`~cgmvae.nn.blocks.switch_by_condition`; the layers between see no condition).
     n_effect_clusters
         Clusters with their own additive response (0: a shared response only).
     specific_effect_scale
         Scale of the Laplace prior on the cluster-specific responses.
+    condition_invariance
+        A learned penalty on the latent means that makes the conditions hard to tell apart
+        from them (``"mmd"`` or ``"adversarial"``, see :mod:`cgmvae.nn.invariance`); ``None``:
+        none. Only with two conditions or more.
+    invariance_weight
+        Weight of that penalty in the loss (per observation, as the ELBO's terms).
     """
 
     variational = False
@@ -91,6 +100,8 @@ class AutoencoderModule(BaseModuleClass):
         condition_effect: str = "injected",
         n_effect_clusters: int = 0,
         specific_effect_scale: float = 0.1,
+        condition_invariance: str | None = None,
+        invariance_weight: float = 10.0,
     ):
         super().__init__()
         observation = get_likelihood(likelihood)
@@ -117,17 +128,24 @@ class AutoencoderModule(BaseModuleClass):
                     "'injected') for it."
                 )
             self.condition_adapter = ConditionAdapter(n_conditions, n_input)
-        encoder_conditions = 1 if kind == "affine" else n_conditions
+        self.invariance = None
+        if condition_invariance is not None and n_conditions > 1:
+            penalty = INVARIANCE_PENALTIES[condition_invariance]
+            self.invariance = penalty(n_latent, n_conditions)
+        self.invariance_weight = invariance_weight
+        encoder_conditions = 1 if kind in ("affine", "switched") else n_conditions
         decoder_conditions = n_conditions if kind == "injected" else 1
+        switched = n_conditions if kind == "switched" else 1
         self.encoder = Encoder(
             n_input, n_latent, n_hidden, n_layers, encoder_conditions, dropout_rate,
-            linear=linear, variational=self.variational,
+            linear=linear, variational=self.variational, n_switched=switched,
         )  # fmt: skip
         self.decoder = Decoder(
             n_latent, n_input, n_hidden, n_layers,
             [decoder_conditions, n_batch, *self.n_cats_per_cov], dropout_rate,
             likelihood,
             linear=linear, learn_scale=self.variational, n_continuous=n_continuous_cov,
+            n_switched=switched,
         )  # fmt: skip
 
     @property
@@ -296,6 +314,12 @@ class AutoencoderModule(BaseModuleClass):
             loss = loss - self.condition_effect.log_prior() / n_obs
         logged = {**cost.kl_terms, **(cost.extra_terms or {})}
         extra = {name: value.mean().detach() for name, value in logged.items()}
+        if self.invariance is not None and n_obs:
+            penalty = self.invariance(
+                inference_outputs[MODULE_KEYS.QZM_KEY], tensors[REGISTRY_KEYS.CONDITION_KEY]
+            )
+            loss = loss + self.invariance_weight * penalty
+            extra["condition_invariance"] = penalty.detach()
         extra.update(self.diagnostics(inference_outputs))
         return LossOutput(
             loss=loss,

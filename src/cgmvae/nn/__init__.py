@@ -3,6 +3,7 @@
 from cgmvae.nn.blocks import Decoder, Encoder
 from cgmvae.nn.condition_adapter import ConditionAdapter
 from cgmvae.nn.condition_effect import ConditionEffect
+from cgmvae.nn.invariance import AdversarialPenalty, MMDPenalty
 from cgmvae.nn.likelihood import (
     LIKELIHOODS,
     LikelihoodHead,
@@ -14,12 +15,14 @@ from cgmvae.nn.priors import MixturePrior, kl_diagonal_gaussians, kl_standard_no
 
 __all__ = [
     "LIKELIHOODS",
+    "AdversarialPenalty",
     "ConditionAdapter",
     "ConditionEffect",
     "Decoder",
     "Encoder",
     "GeneNegativeBinomial",
     "LikelihoodHead",
+    "MMDPenalty",
     "MixturePrior",
     "get_likelihood",
     "kl_diagonal_gaussians",

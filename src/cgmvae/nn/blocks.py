@@ -39,6 +39,29 @@ def make_hidden_layers(
     )
 
 
+def switch_by_condition(values: torch.Tensor, condition: torch.Tensor, n_conditions: int):
+    """Return ``[v, v ⊗ onehot(c)]``: the input of a layer with a weight block per condition.
+
+    A linear layer on the result computes ``(W + Δ_c) v``: a shared weight plus one block per
+    condition. Leading sample dimensions of ``values`` are kept.
+    """
+    onehot = nn.functional.one_hot(condition.long().reshape(-1), n_conditions).to(values)
+    onehot = onehot.expand(*values.shape[:-1], n_conditions)
+    blocks = (onehot.unsqueeze(-1) * values.unsqueeze(-2)).flatten(-2)
+    return torch.cat([values, blocks], dim=-1)
+
+
+def zero_condition_blocks(module: nn.Module, n_shared: int, n_conditions: int) -> None:
+    """Zero the per-condition weight blocks of every linear layer of :func:`switch_by_condition`.
+
+    Training then starts from the same map for every condition.
+    """
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear) and layer.in_features == n_shared * (1 + n_conditions):
+            with torch.no_grad():
+                layer.weight[:, n_shared:] = 0.0
+
+
 class Encoder(nn.Module):
     """q(z | x, c): hidden layers, then a mean and (for variational models) a variance head.
 
@@ -54,6 +77,9 @@ class Encoder(nn.Module):
         Number of condition categories; the condition is the encoder's only covariate.
     variational
         Whether to output a diagonal variance (VAEs) or only a point (autoencoders).
+    n_switched
+        With two conditions or more, the first layer has a weight block per condition
+        (:func:`switch_by_condition`), started equal; the condition is then not injected.
     """
 
     def __init__(
@@ -66,11 +92,16 @@ class Encoder(nn.Module):
         dropout_rate: float,
         linear: bool = False,
         variational: bool = True,
+        n_switched: int = 1,
     ):
         super().__init__()
+        self.n_switched = n_switched
+        n_in = n_input * (1 + n_switched) if n_switched > 1 else n_input
         self.hidden = make_hidden_layers(
-            n_input, n_hidden, n_layers, [n_conditions], dropout_rate, linear
+            n_in, n_hidden, n_layers, [n_conditions], dropout_rate, linear
         )
+        if n_switched > 1:
+            zero_condition_blocks(self.hidden, n_input, n_switched)
         self.mean = nn.Linear(n_hidden, n_latent)
         self.log_var = nn.Linear(n_hidden, n_latent) if variational else None
 
@@ -78,6 +109,8 @@ class Encoder(nn.Module):
         self, x: torch.Tensor, condition: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return the posterior mean and variance (``None`` for autoencoders)."""
+        if self.n_switched > 1:
+            x = switch_by_condition(x, condition, self.n_switched)
         hidden = self.hidden(x, condition)
         mean = self.mean(hidden)
         if self.log_var is None:
@@ -105,6 +138,9 @@ class Decoder(nn.Module):
         See :class:`~cgmvae.nn.LikelihoodHead`.
     n_continuous
         Number of continuous covariates, appended to z.
+    n_switched
+        With two conditions or more, the output layer has a weight block per condition
+        (:func:`switch_by_condition`, started equal), selected by the first categorical input.
     """
 
     def __init__(
@@ -119,12 +155,17 @@ class Decoder(nn.Module):
         linear: bool = False,
         learn_scale: bool = True,
         n_continuous: int = 0,
+        n_switched: int = 1,
     ):
         super().__init__()
+        self.n_switched = n_switched
         self.hidden = make_hidden_layers(
             n_latent + n_continuous, n_hidden, n_layers, n_cat_list, dropout_rate, linear
         )
-        self.head = get_likelihood(likelihood)(n_hidden, n_output, learn_scale=learn_scale)
+        n_head = n_hidden * (1 + n_switched) if n_switched > 1 else n_hidden
+        self.head = get_likelihood(likelihood)(n_head, n_output, learn_scale=learn_scale)
+        if n_switched > 1:
+            zero_condition_blocks(self.head, n_hidden, n_switched)
 
     def forward(
         self,
@@ -144,4 +185,7 @@ class Decoder(nn.Module):
         """
         if continuous is not None and continuous.shape[-1] > 0:
             z = torch.cat([z, continuous.expand(*z.shape[:-1], continuous.shape[-1])], dim=-1)
-        return self.head(self.hidden(z, *categorical), library, offset, affine)
+        hidden = self.hidden(z, *categorical)
+        if self.n_switched > 1:
+            hidden = switch_by_condition(hidden, categorical[0], self.n_switched)
+        return self.head(hidden, library, offset, affine)

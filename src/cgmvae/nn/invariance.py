@@ -1,0 +1,110 @@
+"""Learned penalties that push the latent to carry no information about the condition.
+
+Each penalty takes a minibatch of latent means and their condition codes and returns one
+number that is small when the conditions cannot be told apart from the latent. Neither
+assumes a form of the change the condition makes to the observations: they only ask that
+the latent's distribution be the same under every condition, which holds when the
+conditions hold the same mixture of contents (a randomised experiment).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: Bandwidths of the Gaussian kernels of :class:`MMDPenalty`, as multiples of the mean
+#: squared distance between the minibatch's latent codes.
+KERNEL_SCALES = (0.25, 1.0, 4.0)
+#: Cells a condition needs in a minibatch to enter the penalty.
+MIN_GROUP = 2
+
+
+class MMDPenalty(nn.Module):
+    """Squared maximum mean discrepancy between each condition's codes and the others'.
+
+    A sum of Gaussian kernels whose bandwidths follow the minibatch's spread
+    (:data:`KERNEL_SCALES`, not learned and not differentiated), so that the penalty does
+    not change when the latent is rescaled. For each condition with :data:`MIN_GROUP` cells
+    or more in the minibatch, the biased (V-statistic) MMD² between its codes and the codes
+    of the other conditions; the penalty is their mean (0 with a single condition present).
+
+    Parameters
+    ----------
+    n_latent
+        Dimension of the latent (unused; every penalty takes it).
+    n_conditions
+        Number of condition categories.
+    """
+
+    def __init__(self, n_latent: int, n_conditions: int):
+        super().__init__()
+        self.n_conditions = n_conditions
+
+    def forward(self, latent: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Return the MMD² penalty of a minibatch (a scalar)."""
+        codes = condition.long().reshape(-1)
+        distances = torch.cdist(latent, latent).square()
+        scale = distances.detach().mean().clamp_min(1e-8)
+        kernel = sum(torch.exp(-distances / (factor * scale)) for factor in KERNEL_SCALES)
+        terms = []
+        for code in codes.unique():
+            inside = codes == code
+            if inside.sum() < MIN_GROUP or (~inside).sum() < MIN_GROUP:
+                continue
+            within = kernel[inside][:, inside].mean()
+            others = kernel[~inside][:, ~inside].mean()
+            between = kernel[inside][:, ~inside].mean()
+            terms.append(within + others - 2 * between)
+        if not terms:
+            return latent.new_zeros(())
+        return torch.stack(terms).mean()
+
+
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward; the gradient's sign flipped backward."""
+
+    @staticmethod
+    def forward(ctx, value: torch.Tensor) -> torch.Tensor:
+        return value.view_as(value)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return -grad
+
+
+class AdversarialPenalty(nn.Module):
+    """Cross-entropy of a condition classifier on the latent, through a gradient reversal.
+
+    The classifier (one hidden layer) learns to predict the condition from the codes; the
+    reversed gradient trains the encoder to make that prediction fail, in the same
+    optimisation step. The penalty is the classifier's mean cross-entropy; at equilibrium it
+    is the entropy of the condition's frequencies (log 2 for two balanced conditions).
+
+    Parameters
+    ----------
+    n_latent
+        Dimension of the latent.
+    n_conditions
+        Number of condition categories.
+    n_hidden
+        Width of the classifier's hidden layer.
+    """
+
+    def __init__(self, n_latent: int, n_conditions: int, n_hidden: int = 64):
+        super().__init__()
+        self.n_conditions = n_conditions
+        self.classifier = nn.Sequential(
+            nn.Linear(n_latent, n_hidden), nn.ReLU(), nn.Linear(n_hidden, n_conditions)
+        )
+
+    def forward(self, latent: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Return the classifier's cross-entropy on a minibatch (a scalar)."""
+        logits = self.classifier(_ReverseGradient.apply(latent))
+        return nn.functional.cross_entropy(logits, condition.long().reshape(-1))
+
+
+#: The penalties by the name models take (``condition_invariance=...``).
+INVARIANCE_PENALTIES: dict[str, type[nn.Module]] = {
+    "mmd": MMDPenalty,
+    "adversarial": AdversarialPenalty,
+}

@@ -1,0 +1,86 @@
+import pytest
+import torch
+
+from cgmvae.nn.invariance import INVARIANCE_PENALTIES, AdversarialPenalty, MMDPenalty
+
+
+def two_groups(shift: float, n: int = 200, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    latent = torch.randn(2 * n, 4, generator=generator)
+    latent[n:, 0] += shift
+    condition = torch.repeat_interleave(torch.tensor([0, 1]), n)
+    return latent, condition
+
+
+def test_mmd_grows_with_the_difference_between_conditions():
+    penalty = MMDPenalty(4, 2)
+    values = [penalty(*two_groups(shift)).item() for shift in (0.0, 1.0, 3.0)]
+    assert values[0] < 0.05
+    assert values[0] < values[1] < values[2]
+
+
+def test_mmd_does_not_change_when_the_latent_is_rescaled():
+    latent, condition = two_groups(1.0)
+    penalty = MMDPenalty(4, 2)
+    assert penalty(10 * latent, condition).item() == pytest.approx(
+        penalty(latent, condition).item(), rel=1e-4
+    )
+
+
+def test_mmd_is_zero_with_one_condition_in_the_batch_and_pulls_the_groups_together():
+    latent, condition = two_groups(2.0)
+    penalty = MMDPenalty(4, 2)
+    assert penalty(latent, torch.zeros_like(condition)).item() == 0.0
+    latent.requires_grad_(True)
+    penalty(latent, condition).backward()
+    # The shifted group's codes are pushed back along the shift (negative gradient step).
+    assert latent.grad[200:, 0].mean() > 0 > latent.grad[:200, 0].mean()
+
+
+def test_adversary_learns_the_condition_while_its_gradient_to_the_latent_is_reversed():
+    latent, condition = two_groups(3.0)
+    torch.manual_seed(0)
+    penalty = AdversarialPenalty(4, 2)
+    latent.requires_grad_(True)
+    loss = penalty(latent, condition)
+    loss.backward()
+    reversed_grad = latent.grad.clone()
+    latent.grad = None
+    logits = penalty.classifier(latent)
+    torch.nn.functional.cross_entropy(logits, condition).backward()
+    torch.testing.assert_close(reversed_grad, -latent.grad)
+    optimizer = torch.optim.Adam(penalty.parameters(), lr=1e-2)
+    for _ in range(200):
+        optimizer.zero_grad()
+        penalty(latent.detach(), condition).backward()
+        optimizer.step()
+    assert penalty(latent.detach(), condition).item() < 0.2
+
+
+def test_every_penalty_is_registered_by_name():
+    assert set(INVARIANCE_PENALTIES) == {"mmd", "adversarial"}
+    latent, condition = two_groups(0.5, n=10)
+    for penalty_cls in INVARIANCE_PENALTIES.values():
+        assert penalty_cls(4, 2)(latent, condition).dim() == 0
+
+
+def test_switched_layers_start_as_one_map_and_learn_one_per_condition():
+    from cgmvae.nn.blocks import Encoder, switch_by_condition
+
+    values = torch.arange(6.0).reshape(2, 3)
+    expanded = switch_by_condition(values, torch.tensor([[0], [1]]), 2)
+    torch.testing.assert_close(
+        expanded, torch.tensor([[0.0, 1, 2, 0, 1, 2, 0, 0, 0], [3, 4, 5, 0, 0, 0, 3, 4, 5]])
+    )
+    torch.manual_seed(0)
+    encoder = Encoder(3, 2, 8, 1, 1, 0.0, n_switched=2).eval()
+    x = torch.randn(5, 3)
+    plain, _ = encoder(x, torch.zeros(5, 1))
+    other, _ = encoder(x, torch.ones(5, 1))
+    torch.testing.assert_close(plain, other)
+    first = encoder.hidden.fc_layers[0][0]
+    with torch.no_grad():
+        first.weight[:, 6:] += 1.0  # the second condition's block
+    changed, _ = encoder(x, torch.ones(5, 1))
+    assert not torch.allclose(changed, plain)
+    torch.testing.assert_close(encoder(x, torch.zeros(5, 1))[0], plain)
