@@ -11,8 +11,9 @@ held-out condition. Scores, against the true effect:
 - ``de_top100``: fraction of the truly changed genes (|LFC| >= 0.5) among the 100 largest
   predicted changes.
 
-Methods, in one run on the same data: CGMVAE with the additive condition effect (the
-default) and with the condition injected into every decoder layer (the previous default),
+Methods, in one run on the same data: CGMVAE with the additive condition effect and the MMD
+penalty on z (the default), the same without the penalty (the default before issue 26), and
+with the condition injected into every decoder layer (the default before that),
 CVAE (default), scVI (``get_normalized_expression(transform_batch=...)``, NB, same sizes),
 scGen-style latent arithmetic (an unconditional VAE, z + mean z(target) - mean z(reference)
 over the training cell types, balanced per type, decoded at each cell's library size),
@@ -193,6 +194,9 @@ def reference_predictions(task: Task) -> dict:
 def model_predictions(task: Task, seed: int, max_epochs: int) -> dict:
     return {
         "CGMVAE (additive, default)": lambda: predict_ours(CGMVAE, task, seed, max_epochs),
+        "CGMVAE (additive, no penalty)": lambda: predict_ours(
+            CGMVAE, task, seed, max_epochs, condition_invariance=None
+        ),
         "CGMVAE (injected)": lambda: predict_ours(
             CGMVAE, task, seed, max_epochs, condition_effect="injected"
         ),
