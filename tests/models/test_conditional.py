@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -261,8 +263,15 @@ def test_condition_invariance_is_checked_logged_and_survives_save_load(
         CGMVAE(adata, condition_invariance=penalty, invariance_weight=-1.0)
     model = CGMVAE(adata, n_clusters=3, n_latent=5, condition_invariance=penalty)
     model.train(max_epochs=3, **quiet)
+    model.get_latent_representation()  # leaves the module in evaluation mode
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.train(max_epochs=2, train_size=0.8, **quiet)
+    assert not [w for w in caught if "eval mode" in str(w.message)]
     logged = model.history["condition_invariance_train"]["condition_invariance_train"]
-    assert len(logged) == 3 and logged.notna().all()
+    assert len(logged) == 5 and logged.notna().all()
+    # the penalty shapes training only: validation reports the ELBO itself
+    assert "condition_invariance_validation" not in model.history
     model.save(tmp_path / penalty)
     loaded = CGMVAE.load(tmp_path / penalty, adata=adata)
     assert loaded.module.invariance is not None

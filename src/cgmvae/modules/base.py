@@ -301,7 +301,8 @@ class AutoencoderModule(BaseModuleClass):
 
         During training scvi-tools passes ``n_obs``, the number of training observations;
         the log-prior of the condition-effect parameters is then added, divided by it (a
-        maximum a posteriori estimate of those parameters).
+        maximum a posteriori estimate of those parameters). The condition-invariance
+        penalty enters training steps only: validation reports the ELBO itself.
         """
         reconstruction = self.decoder.head.negative_log_likelihood(
             generative_outputs[MODULE_KEYS.PX_KEY], tensors[REGISTRY_KEYS.X_KEY]
@@ -314,7 +315,7 @@ class AutoencoderModule(BaseModuleClass):
             loss = loss - self.condition_effect.log_prior() / n_obs
         logged = {**cost.kl_terms, **(cost.extra_terms or {})}
         extra = {name: value.mean().detach() for name, value in logged.items()}
-        if self.invariance is not None and n_obs:
+        if self.invariance is not None and n_obs and self.training:
             penalty = self.invariance(
                 inference_outputs[MODULE_KEYS.QZM_KEY], tensors[REGISTRY_KEYS.CONDITION_KEY]
             )

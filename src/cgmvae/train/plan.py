@@ -212,13 +212,19 @@ class AutoencoderTrainingPlan(TrainingPlan):
             return False
         return "mixed" in str(trainer.precision) and bool(trainer.gradient_clip_val)
 
-    def on_train_start(self) -> None:
+    def on_fit_start(self) -> None:
         """Train in training mode, also when ``train`` is called again after inference.
 
-        Fitted by a plain Lightning ``Trainer`` (not through a model's ``train``), the
-        number of training observations is read off the training loader's dataset.
+        Inference leaves the module in evaluation mode and Lightning keeps the modes it
+        finds at the start of fitting (warning about them).
         """
         self.module.train()
+
+    def on_train_start(self) -> None:
+        """Read the number of training observations off the training loader's dataset.
+
+        Needed when a plain Lightning ``Trainer`` fits the plan, not a model's ``train``.
+        """
         if self.n_obs_training is None:
             self.n_obs_training = len(self.trainer.train_dataloader.dataset)
 
