@@ -416,6 +416,18 @@ def test_labels_are_checked_at_inference(quiet):
     assert_unchanged(relabelled, before)
 
 
+def test_few_labels_are_reported_by_class_name_not_warned_by_code(logged):
+    adata = small_adata()
+    labels = np.full(adata.n_obs, "unknown", dtype=object)
+    labels[:2], labels[60:70] = "rare", "common"
+    adata.obs["known"] = pd.Categorical(labels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        GMVAE.setup_anndata(adata, layer="counts", labels_key="known")
+    assert not [w for w in caught if "_scvi_labels" in str(w.message)]
+    assert "known: 12 of 120 cells labelled (common 10, rare 2)." in logged
+
+
 def test_non_finite_values_are_refused_at_inference(trained):
     model, _ = trained
     adata = query()

@@ -51,6 +51,7 @@ from cgmvae.validation import (
     check_summary_for_likelihood,
     check_trainable,
     data_location,
+    report_label_counts,
     scan_matrix,
     warn_empty_genes,
 )
@@ -262,7 +263,12 @@ class BaseAutoencoderModel(
         if label_probs_key is not None:
             fields.append(ObsmField(REGISTRY_KEYS.LABEL_PROBS_KEY, label_probs_key))
         adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
-        adata_manager.register_fields(adata, **kwargs)
+        with warnings.catch_warnings():
+            # scvi-tools warns by category code about classes of fewer than 3 cells
+            warnings.filterwarnings("ignore", "Category .*_scvi_labels", UserWarning)
+            adata_manager.register_fields(adata, **kwargs)
+        if labels_key is not None:
+            report_label_counts(adata, labels_key, unlabeled_category)
         cls.register_manager(adata_manager)
 
     @classmethod

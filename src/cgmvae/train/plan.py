@@ -101,7 +101,9 @@ class AutoencoderTrainingPlan(TrainingPlan):
         With the default epoch-level logging the loss terms are summed over the epoch and
         logged when it ends (:class:`~cgmvae.train.EpochTotals`); with
         ``plan_kwargs={"on_step": True}`` scvi-tools' step logs every term at every step.
+        Plain tensor minibatches are read as scvi-tools' dicts (:func:`registry_batch`).
         """
+        batch = registry_batch(batch)
         if self.on_step:
             loss = super().training_step(batch, batch_idx)
         else:
@@ -112,6 +114,7 @@ class AutoencoderTrainingPlan(TrainingPlan):
 
     def validation_step(self, batch, batch_idx):
         """Add the validation loss terms to the epoch's sums, like the training terms."""
+        batch = registry_batch(batch)
         if self.on_step:
             return super().validation_step(batch, batch_idx)
         self._summed_step(batch, "validation")
@@ -227,10 +230,6 @@ class AutoencoderTrainingPlan(TrainingPlan):
         """
         if self.n_obs_training is None:
             self.n_obs_training = len(self.trainer.train_dataloader.dataset)
-
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Accept plain tensor minibatches as well as scvi-tools' dicts (see registry_batch)."""
-        return registry_batch(batch)
 
 
 def plan_parameters() -> set[str]:

@@ -25,6 +25,7 @@ from cgmvae.validation.adata import (
     check_obs_complete,
     check_obs_key,
     data_location,
+    report_label_counts,
 )
 from cgmvae.validation.arguments import (
     NON_NEGATIVE_PARAMS,
@@ -93,6 +94,7 @@ __all__ = [
     "check_trainable",
     "check_values_for_likelihood",
     "data_location",
+    "report_label_counts",
     "scan_matrix",
     "summarize_values",
     "warn_empty_genes",

@@ -184,6 +184,23 @@ def check_layer(adata: AnnData, layer: str | None, *, reserved: str | None = Non
         raise ValueError(f"layer must not be {reserved!r}: the output uses that name")
 
 
+def report_label_counts(adata: AnnData, key: str, unlabeled_category: str) -> None:
+    """Log how many cells of ``adata.obs[key]`` carry each label (the unlabelled ones apart).
+
+    Few labelled cells per class are what semi-supervision is for, so this is said once at
+    setup, by class name, in place of scvi-tools' warning per category code.
+    """
+    labels = adata.obs[key].astype(str)
+    counts = labels[labels != unlabeled_category].value_counts()
+    logger.info(
+        "%s: %d of %d cells labelled (%s).",
+        key,
+        int(counts.sum()),
+        adata.n_obs,
+        ", ".join(f"{name} {count}" for name, count in counts.sort_index().items()),
+    )
+
+
 def check_label_probs(adata: AnnData, key: str | None) -> None:
     """Check that ``adata.obsm[key]`` is a relaxed class matrix (rows ≥ 0 summing to 1 or 0)."""
     if key is None:
