@@ -1,5 +1,6 @@
 import warnings
 
+import anndata
 import numpy as np
 import pandas as pd
 import pytest
@@ -214,6 +215,16 @@ def test_bernoulli_samples_are_pixel_probabilities(quiet, seeded):
     assert images.shape == (20, 16) and images.min() >= 0 and images.max() <= 1
     with pytest.raises(TypeError, match="cluster"):
         model.sample(5, cluster=0)
+
+
+def test_samples_of_several_clusters_concatenate_with_unique_names(quiet, seeded):
+    rng = np.random.default_rng(0)
+    adata = AnnData((rng.random((100, 16)) > 0.5).astype(np.float32))
+    GMVAE.setup_anndata(adata)
+    model = GMVAE(adata, likelihood="bernoulli", n_clusters=2, n_hidden=16, n_latent=2)
+    model.train(max_epochs=2, **quiet)
+    generated = anndata.concat([model.sample(5, cluster=k) for k in (0, 1)])
+    assert generated.obs_names.is_unique and list(generated.obs_names[:2]) == ["0_0", "0_1"]
 
 
 def test_counterfactual_applies_the_predicted_change_to_the_observed_counts(held_out):

@@ -690,6 +690,9 @@ def test_genes_zero_in_every_cell_are_named(logged):
     GMVAE(adata, n_clusters=2, **TINY)
     names = ", ".join(repr(name) for name in adata.var_names[:3])
     assert any("3 of 50 genes are zero in every cell" in m and names in m for m in logged)
+    logged.clear()
+    GMVAE(adata, n_clusters=2, likelihood="gaussian", **TINY)  # constant pixels are ordinary
+    assert not any("zero in every cell" in m for m in logged)
 
 
 def test_counts_that_are_integers_only_up_to_rounding_are_logged(logged):

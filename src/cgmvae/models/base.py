@@ -130,15 +130,16 @@ class BaseAutoencoderModel(
     def _scan_registered_data(self, likelihood: str) -> MatrixScan:
         """Read the registered matrix once; return its totals per cell and gene.
 
-        Checks its values against ``likelihood`` and warns about genes that are zero in
-        every cell on the way.
+        Checks its values against ``likelihood`` and, for count likelihoods, warns about
+        genes that are zero in every cell on the way (constant pixels are ordinary in images).
         """
         data = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
         location = data_location(self.registry_["setup_args"].get("layer"))
         check_no_duplicate_entries(data, location)
         scan = scan_matrix(data)
         check_summary_for_likelihood(scan.values, likelihood, location)
-        warn_empty_genes(scan.gene_totals, self.adata.var_names, location)
+        if get_likelihood(likelihood).counts:
+            warn_empty_genes(scan.gene_totals, self.adata.var_names, location)
         return scan
 
     @classmethod

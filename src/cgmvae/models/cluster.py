@@ -240,6 +240,8 @@ class ClusterMixin:
         result = self._decode_prior(z, condition, library_size, probs)
         names = np.asarray(self.cluster_names)[clusters.cpu().numpy()]
         result.obs["cluster"] = pd.Categorical(names, categories=self.cluster_names)
+        # named by cluster, so that draws from several clusters concatenate without clashes
+        result.obs_names = [f"{name}_{i}" for i, name in enumerate(names)]
         return result
 
     def write_results(

@@ -300,7 +300,6 @@ def umap_gmm_labels(
     mixture is fitted there :data:`GMM_RESTARTS` times and their consensus
     (:func:`consensus_partition`) kept, since one fit depends much on its initialisation.
     """
-    from sklearn.mixture import GaussianMixture
     from umap import UMAP
 
     embedding = UMAP(
@@ -310,6 +309,13 @@ def umap_gmm_labels(
         random_state=seed,
         n_jobs=1,
     ).fit_transform(latent)
+    return gmm_consensus(embedding, n_clusters, seed)
+
+
+def gmm_consensus(embedding: np.ndarray, n_clusters: int, seed: int | None) -> np.ndarray:
+    """Consensus of :data:`GMM_RESTARTS` full-covariance Gaussian mixtures on ``embedding``."""
+    from sklearn.mixture import GaussianMixture
+
     seeds = [None if seed is None else seed + restart for restart in range(GMM_RESTARTS)]
     partitions = [
         GaussianMixture(n_clusters, covariance_type="full", random_state=state).fit_predict(
