@@ -13,7 +13,7 @@ def two_groups(shift: float, n: int = 200, seed: int = 0):
 
 
 def test_mmd_grows_with_the_difference_between_conditions():
-    penalty = MMDPenalty(4, 2)
+    penalty = MMDPenalty(2)
     values = [penalty(*two_groups(shift)).item() for shift in (0.0, 1.0, 3.0)]
     assert values[0] < 0.05
     assert values[0] < values[1] < values[2]
@@ -21,7 +21,7 @@ def test_mmd_grows_with_the_difference_between_conditions():
 
 def test_mmd_does_not_change_when_the_latent_is_rescaled():
     latent, condition = two_groups(1.0)
-    penalty = MMDPenalty(4, 2)
+    penalty = MMDPenalty(2)
     assert penalty(10 * latent, condition).item() == pytest.approx(
         penalty(latent, condition).item(), rel=1e-4
     )
@@ -29,7 +29,7 @@ def test_mmd_does_not_change_when_the_latent_is_rescaled():
 
 def test_mmd_is_zero_with_one_condition_in_the_batch_and_pulls_the_groups_together():
     latent, condition = two_groups(2.0)
-    penalty = MMDPenalty(4, 2)
+    penalty = MMDPenalty(2)
     assert penalty(latent, torch.zeros_like(condition)).item() == 0.0
     latent.requires_grad_(True)
     penalty(latent, condition).backward()
@@ -61,7 +61,7 @@ def test_every_penalty_is_registered_by_name():
     assert set(INVARIANCE_PENALTIES) == {"mmd", "adversarial"}
     latent, condition = two_groups(0.5, n=10)
     for penalty_cls in INVARIANCE_PENALTIES.values():
-        assert penalty_cls(4, 2)(latent, condition).dim() == 0
+        assert penalty_cls.for_latent(4, 2)(latent, condition).dim() == 0
 
 
 def test_switched_layers_start_as_one_map_and_learn_one_per_condition():
@@ -84,3 +84,17 @@ def test_switched_layers_start_as_one_map_and_learn_one_per_condition():
     changed, _ = encoder(x, torch.ones(5, 1))
     assert not torch.allclose(changed, plain)
     torch.testing.assert_close(encoder(x, torch.zeros(5, 1))[0], plain)
+
+
+def test_a_switched_decoder_starts_as_one_map_in_every_layer_of_its_head():
+    from cgmvae.nn.blocks import Decoder
+
+    torch.manual_seed(0)
+    # zinb's head has two layers reading the decoder's activations (means and dropouts).
+    decoder = Decoder(2, 5, 8, 1, [1], 0.0, "zinb", n_switched=2).eval()
+    assert len(decoder.head.input_layers()) == 2
+    z, library = torch.randn(4, 2), torch.full((4, 1), 100.0)
+    plain = decoder(z, [torch.zeros(4, 1, dtype=torch.long)], None, library)
+    other = decoder(z, [torch.ones(4, 1, dtype=torch.long)], None, library)
+    torch.testing.assert_close(plain.mu, other.mu)
+    torch.testing.assert_close(plain.zi_logits, other.zi_logits)

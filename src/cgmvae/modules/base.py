@@ -131,7 +131,7 @@ class AutoencoderModule(BaseModuleClass):
         self.invariance = None
         if condition_invariance is not None and n_conditions > 1:
             penalty = INVARIANCE_PENALTIES[condition_invariance]
-            self.invariance = penalty(n_latent, n_conditions)
+            self.invariance = penalty.for_latent(n_latent, n_conditions)
         self.invariance_weight = invariance_weight
         encoder_conditions = 1 if kind in ("affine", "switched") else n_conditions
         decoder_conditions = n_conditions if kind == "injected" else 1

@@ -51,15 +51,15 @@ def switch_by_condition(values: torch.Tensor, condition: torch.Tensor, n_conditi
     return torch.cat([values, blocks], dim=-1)
 
 
-def zero_condition_blocks(module: nn.Module, n_shared: int, n_conditions: int) -> None:
-    """Zero the per-condition weight blocks of every linear layer of :func:`switch_by_condition`.
+def zero_condition_blocks(layers: list[nn.Linear], n_shared: int) -> None:
+    """Zero the per-condition weight blocks of ``layers``, which read :func:`switch_by_condition`.
 
-    Training then starts from the same map for every condition.
+    The first ``n_shared`` input columns are the shared weight; training then starts from the
+    same map for every condition.
     """
-    for layer in module.modules():
-        if isinstance(layer, nn.Linear) and layer.in_features == n_shared * (1 + n_conditions):
-            with torch.no_grad():
-                layer.weight[:, n_shared:] = 0.0
+    for layer in layers:
+        with torch.no_grad():
+            layer.weight[:, n_shared:] = 0.0
 
 
 class Encoder(nn.Module):
@@ -101,7 +101,7 @@ class Encoder(nn.Module):
             n_in, n_hidden, n_layers, [n_conditions], dropout_rate, linear
         )
         if n_switched > 1:
-            zero_condition_blocks(self.hidden, n_input, n_switched)
+            zero_condition_blocks([self.hidden.fc_layers[0][0]], n_input)
         self.mean = nn.Linear(n_hidden, n_latent)
         self.log_var = nn.Linear(n_hidden, n_latent) if variational else None
 
@@ -165,7 +165,7 @@ class Decoder(nn.Module):
         n_head = n_hidden * (1 + n_switched) if n_switched > 1 else n_hidden
         self.head = get_likelihood(likelihood)(n_head, n_output, learn_scale=learn_scale)
         if n_switched > 1:
-            zero_condition_blocks(self.head, n_hidden, n_switched)
+            zero_condition_blocks(self.head.input_layers(), n_hidden)
 
     def forward(
         self,

@@ -30,15 +30,18 @@ class MMDPenalty(nn.Module):
 
     Parameters
     ----------
-    n_latent
-        Dimension of the latent (unused; every penalty takes it).
     n_conditions
         Number of condition categories.
     """
 
-    def __init__(self, n_latent: int, n_conditions: int):
+    def __init__(self, n_conditions: int):
         super().__init__()
         self.n_conditions = n_conditions
+
+    @classmethod
+    def for_latent(cls, n_latent: int, n_conditions: int) -> MMDPenalty:
+        """Build the penalty for a latent of ``n_latent`` dimensions (the kernel needs no size)."""
+        return cls(n_conditions)
 
     def forward(self, latent: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """Return the MMD² penalty of a minibatch (a scalar)."""
@@ -100,6 +103,11 @@ class AdversarialPenalty(nn.Module):
         self.classifier = nn.Sequential(
             nn.Linear(n_latent, n_hidden), nn.ReLU(), nn.Linear(n_hidden, n_conditions)
         )
+
+    @classmethod
+    def for_latent(cls, n_latent: int, n_conditions: int) -> AdversarialPenalty:
+        """Build the penalty for a latent of ``n_latent`` dimensions."""
+        return cls(n_latent, n_conditions)
 
     def forward(self, latent: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """Return the classifier's cross-entropy on a minibatch (a scalar)."""

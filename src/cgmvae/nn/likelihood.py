@@ -133,6 +133,14 @@ class LikelihoodHead(nn.Module):
             raw = raw + offset
         return self.distribution(raw, hidden, library, affine)
 
+    def input_layers(self) -> list[nn.Linear]:
+        """Return the linear layers that read ``hidden`` (every direct linear child).
+
+        A head whose layers are deeper overrides this; a decoder with a weight block per
+        condition zeroes those blocks in these layers.
+        """
+        return [layer for layer in self.children() if isinstance(layer, nn.Linear)]
+
     def distribution(
         self,
         raw: torch.Tensor,
