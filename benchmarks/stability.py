@@ -17,6 +17,8 @@ Cases (each the model at its defaults, as a user runs it):
 - ``mnist_lightning``: the same, through a plain ``DataLoader`` and
   ``cgmvae.lightning.GMVAE`` fitted by a ``lightning.Trainer`` (all 10,000 images train; the
   AnnData path keeps 10 % for validation);
+- ``mnist_2k`` and ``mnist_2k_lightning``: the first 2,000 MNIST test images, 30 epochs, the
+  AnnData path and the DataLoader path (``tests/test_lightning.py``, whose bound they set);
 - ``contrast``: the same images, half at ``0.5·x + 0.3``, CGMVAE told the condition with the
   affine map (``condition_effect="affine"``, the default when the runs were recorded), ACC
   (``condition_invariance.py``);
@@ -61,6 +63,8 @@ CASES = {
     "pbmc3k": ("ari", 5),
     "mnist": ("acc", 3),
     "mnist_lightning": ("acc", 3),
+    "mnist_2k": ("acc", 3),
+    "mnist_2k_lightning": ("acc", 3),
     "contrast": ("acc", 3),
     "invariance_pbmc": ("ari", 3),
     "toy_contrast": ("ari", 3),
@@ -140,6 +144,22 @@ def _mnist_lightning_case(seed: int) -> dict:
     return cluster_scores(images.obs["label"], clusters)
 
 
+def _test_module(name: str):
+    """A module of the test suite (its cases are the benchmark's smallest)."""
+    import importlib
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+    return importlib.import_module(name)
+
+
+def _mnist_2k_case(seed: int) -> dict:
+    return {"acc": _test_module("test_lightning").mnist_anndata_accuracy(seed)}
+
+
+def _mnist_2k_lightning_case(seed: int) -> dict:
+    return {"acc": _test_module("test_lightning").mnist_dataloader_accuracy(seed)}
+
+
 def _contrast_case(seed: int) -> dict:
     from condition_invariance import fit, scores, with_condition
 
@@ -187,6 +207,8 @@ CASE_RUNNERS = {
     "pbmc3k": _pbmc_case("pbmc3k"),
     "mnist": _mnist_case,
     "mnist_lightning": _mnist_lightning_case,
+    "mnist_2k": _mnist_2k_case,
+    "mnist_2k_lightning": _mnist_2k_lightning_case,
     "contrast": _contrast_case,
     "invariance_pbmc": _invariance_pbmc_case,
     "toy_contrast": _toy_contrast_case,
