@@ -1,4 +1,4 @@
-"""Plain ``strategy="ddp"`` on two CPU processes trains a usable model."""
+"""Plain ``strategy="ddp"`` on two CPU processes trains a usable model, in memory or from disk."""
 
 import json
 import subprocess
@@ -6,10 +6,12 @@ import sys
 import textwrap
 
 import pytest
+import scipy.sparse as sp
 
 SCRIPT = textwrap.dedent(
     """
     import json, sys
+    import anndata
     import numpy as np
     import os
     import scvi
@@ -17,11 +19,14 @@ SCRIPT = textwrap.dedent(
     from cgmvae import CGMVAE
     from cgmvae.data import simulate
 
-    adata = simulate(
-        counts_layer="counts", n_obs=800, n_vars=100, n_clusters=4, n_conditions=2, seed=0
-    )
+    if sys.argv[2] == "disk":  # every process opens the store; its sampler picks its shard
+        adata, layer = anndata.read_h5ad(f"{sys.argv[1]}/cells.h5ad", backed="r"), None
+    else:
+        adata, layer = simulate(
+            counts_layer="counts", n_obs=800, n_vars=100, n_clusters=4, n_conditions=2, seed=0
+        ), "counts"
     scvi.settings.seed = int(os.environ.get("CGMVAE_TEST_SEED", "0"))
-    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    CGMVAE.setup_anndata(adata, layer=layer, condition_key="condition")
     model = CGMVAE(adata, n_clusters=4)
     model.train(
         max_epochs=60, accelerator="cpu", devices=2, strategy="ddp",
@@ -41,11 +46,18 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.quality
-def test_ddp_on_two_processes_places_once_and_recovers_the_clusters(tmp_path):
+@pytest.mark.parametrize("storage", ["memory", "disk"])
+def test_ddp_on_two_processes_places_once_and_recovers_the_clusters(tmp_path, storage):
+    if storage == "disk":
+        from cgmvae.data import simulate
+
+        cells = simulate(n_obs=800, n_vars=100, n_clusters=4, n_conditions=2, seed=0)
+        cells.X = sp.csr_matrix(cells.X)
+        cells.write_h5ad(tmp_path / "cells.h5ad")
     script = tmp_path / "train_ddp.py"
     script.write_text(SCRIPT)
     run = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)],
+        [sys.executable, str(script), str(tmp_path), storage],
         capture_output=True, text=True, timeout=900, cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]

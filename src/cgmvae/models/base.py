@@ -53,6 +53,7 @@ from cgmvae.validation import (
     data_location,
     report_label_counts,
     scan_matrix,
+    warn_backed_layer,
     warn_empty_genes,
 )
 
@@ -232,6 +233,7 @@ class BaseAutoencoderModel(
         check_anndata(adata)
         check_names(adata)
         check_layer(adata, layer)
+        warn_backed_layer(adata, layer)
         for key, argument in ((condition_key, "condition_key"), (batch_key, "batch_key")):
             check_obs_key(adata, key, argument)
             check_obs_complete(adata, key, argument)

@@ -26,6 +26,7 @@ from cgmvae.validation.adata import (
     check_obs_key,
     data_location,
     report_label_counts,
+    warn_backed_layer,
 )
 from cgmvae.validation.arguments import (
     NON_NEGATIVE_PARAMS,
@@ -97,5 +98,6 @@ __all__ = [
     "report_label_counts",
     "scan_matrix",
     "summarize_values",
+    "warn_backed_layer",
     "warn_empty_genes",
 ]

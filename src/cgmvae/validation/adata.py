@@ -18,17 +18,19 @@ logger = logging.getLogger(__name__)
 
 
 def check_anndata(adata) -> None:
-    """Check that ``adata`` is an in-memory AnnData, not a view, with a cell and a gene.
+    """Check that ``adata`` is an AnnData, not a view, with a cell and a gene.
 
     Views are refused, never converted: registering writes into the AnnData, and
-    converting a view in place would change the object the user holds.
+    converting a view in place would change the object the user holds. A backed AnnData
+    (``read_h5ad(..., backed="r")``) is read from disk in row blocks
+    (:func:`check_backed_matrix`).
 
     Raises
     ------
     TypeError
         ``adata`` is not an :class:`~anndata.AnnData`.
     ValueError
-        ``adata`` is a view, backed (opened with ``read_h5ad(..., backed="r")``) or empty.
+        ``adata`` is a view or empty, or backed with a matrix stored by columns.
     """
     if not isinstance(adata, AnnData):
         raise TypeError(
@@ -36,10 +38,7 @@ def check_anndata(adata) -> None:
             "(anndata.AnnData(X))."
         )
     if adata.isbacked:
-        raise ValueError(
-            f"adata is backed by {str(adata.filename)!r}; backed AnnData are not supported. "
-            "Load it into memory first: adata = adata.to_memory()."
-        )
+        check_backed_matrix(adata)
     if adata.is_view:
         raise ValueError(
             "adata is a view of another AnnData (e.g. adata[mask]); views are not registered "
@@ -50,6 +49,32 @@ def check_anndata(adata) -> None:
         raise ValueError(
             f"adata is empty ({adata.n_obs} cells × {adata.n_vars} genes); the model needs "
             "at least one cell and one gene. Check the filtering that produced it."
+        )
+
+
+def check_backed_matrix(adata: AnnData) -> None:
+    """Refuse a backed ``X`` stored by columns (CSC): a minibatch of cells would read all of it.
+
+    Dense and CSR matrices on disk are read one block of rows at a time by the checks and
+    one minibatch at a time by training.
+    """
+    if getattr(adata.X, "format", None) == "csc":
+        raise ValueError(
+            f"adata is backed by {str(adata.filename)!r} with X stored by columns (CSC); a "
+            "minibatch of cells would read the whole matrix from disk. Rewrite it by rows: "
+            "adata = adata.to_memory(); adata.X = adata.X.tocsr(); adata.write_h5ad(path)."
+        )
+
+
+def warn_backed_layer(adata: AnnData, layer: str | None) -> None:
+    """Log that a backed AnnData's ``layer`` is in memory: anndata keeps only ``X`` on disk."""
+    if adata.isbacked and layer is not None:
+        logger.warning(
+            "adata is backed by %r, but anndata reads its layers into memory: "
+            "adata.layers[%r] is trained from memory. To train from disk, store the "
+            "counts as X and call setup_anndata with layer=None.",
+            str(adata.filename),
+            layer,
         )
 
 

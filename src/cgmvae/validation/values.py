@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from anndata.abc import CSRDataset
 
 from cgmvae.nn.likelihood import get_likelihood
 from cgmvae.validation._format import _preview, _show
@@ -38,11 +39,27 @@ class ValueSummary:
         return self.n_nan == 0 and self.n_inf == 0
 
 
+def _row_blocks(data) -> Iterator:
+    """Yield ``data`` (dense, CSR, or on disk) :data:`CHUNK_VALUES` cells' worth of rows at a time.
+
+    Blocks are in memory (NumPy arrays or CSR matrices) whatever ``data`` is; an on-disk
+    matrix (a backed AnnData's ``X``) is read one block at a time.
+    """
+    n_obs, n_vars = data.shape
+    step = max(1, CHUNK_VALUES // max(1, n_vars))
+    for start in range(0, n_obs, step):
+        yield data[start : start + step]
+
+
 def _value_chunks(data) -> Iterator[np.ndarray]:
     """Yield the stored values of ``data`` (dense or sparse), :data:`CHUNK_VALUES` at a time."""
     if sp.issparse(data):
         for start in range(0, data.data.size, CHUNK_VALUES):
             yield data.data[start : start + CHUNK_VALUES]
+        return
+    if isinstance(data, CSRDataset):
+        for block in _row_blocks(data):
+            yield block.data
         return
     n_rows = data.shape[0] if len(data.shape) else 1
     row_size = max(1, int(np.prod(data.shape[1:])))
@@ -94,8 +111,9 @@ class MatrixScan:
 def scan_matrix(data) -> MatrixScan:
     """Summarise the values of ``data`` and sum its rows and columns in one pass over rows.
 
-    Dense and CSR matrices are read :data:`CHUNK_VALUES` at a time; a CSC matrix (whose
-    rows are not contiguous) is summarised over its stored values and summed by scipy.
+    Dense and CSR matrices, in memory or on disk (a backed AnnData's ``X``), are read
+    :data:`CHUNK_VALUES` at a time; a CSC matrix in memory (whose rows are not contiguous) is
+    summarised over its stored values and summed by scipy.
     """
     if sp.issparse(data) and data.format != "csr":
         return MatrixScan(
@@ -103,11 +121,8 @@ def scan_matrix(data) -> MatrixScan:
             np.asarray(data.sum(1)).ravel(),
             np.asarray(data.sum(0)).ravel(),
         )
-    n_obs, n_vars = data.shape
-    step = max(1, CHUNK_VALUES // max(1, n_vars))
-    summary, cells, genes = ValueSummary(), [], np.zeros(n_vars)
-    for start in range(0, n_obs, step):
-        block = data[start : start + step]
+    summary, cells, genes = ValueSummary(), [], np.zeros(data.shape[1])
+    for block in _row_blocks(data):
         values = block.data if sp.issparse(block) else np.asarray(block).ravel()
         part = summarize_values(values)
         _merge(summary, part)
@@ -131,6 +146,10 @@ def check_no_duplicate_entries(data, location: str = "The registered data") -> N
     The checks read the stored values, and two entries 0.5 + 0.5 of one count would look
     like fractions; scipy sums them only on request.
     """
+    if isinstance(data, CSRDataset):
+        for block in _row_blocks(data):
+            check_no_duplicate_entries(block, location)
+        return
     if not sp.issparse(data) or data.format not in ("csr", "csc"):
         return
     if getattr(data, "has_canonical_format", False):
