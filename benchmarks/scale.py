@@ -1,4 +1,4 @@
-"""Time and peak memory of CGMVAE from 10⁴ to 10⁶ cells.
+"""Time and peak memory of CGMVAE from 10⁴ to 10⁶ cells, in memory and from disk.
 
 Data: ``simulate(n_obs, 2_000 genes, 8 clusters, 2 conditions, library_size_mean=1000)``,
 counts stored once (sparse CSR in ``.X``). Per size, in its own process: setup_anndata with
@@ -8,7 +8,14 @@ and the peak resident memory reached during it (Linux ``VmHWM``, reset before th
 recorded, with the size of the count matrix. Writes ``benchmarks/results/scale.{json,md,png}``.
 About 12 minutes on a 2-core CPU with the default sizes (the 10⁶-cell run needs about 8 GB).
 
-Usage: ``python benchmarks/scale.py [--sizes 10000 100000 1000000]``
+``--backed-sizes`` runs the same stages on an ``.h5ad`` opened with ``backed="r"``: the store
+is written first (stage ``write_store``) from independent simulations of at most
+:data:`STORE_CHUNK` cells (seeds 0, 1, ...: each chunk has its own 8 cell types), each written
+to its own file and joined by ``anndata.experimental.concat_on_disk``, so no stage holds the
+matrix; the store's size on disk is recorded and the files are deleted afterwards.
+
+Usage: ``python benchmarks/scale.py [--sizes 10000 100000 1000000] [--backed-sizes 1000000]
+[--store-dir /tmp]``
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ RESULTS = Path(__file__).parent / "results"
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False}
 STAGES = ("simulate", "setup", "model", "train_one_epoch", "write_results")
 GIB = 1024**3
+#: Cells simulated and written at a time when building an on-disk store.
+STORE_CHUNK = 250_000
 
 
 def reset_peak_memory() -> None:
@@ -41,11 +50,45 @@ def peak_memory_gib() -> float:
     raise RuntimeError("/proc/self/status has no VmHWM line; this benchmark needs Linux.")
 
 
-def simulate_counts(n_obs: int):
+def simulate_counts(n_obs: int, seed: int = 0):
     from cgmvae.data import simulate
 
-    return simulate(n_obs, 2000, n_clusters=8, n_conditions=2, seed=0, library_size_mean=1000,
-                    n_jobs=2)  # fmt: skip
+    return simulate(n_obs, 2000, n_clusters=8, n_conditions=2, seed=seed,
+                    library_size_mean=1000, n_jobs=2)  # fmt: skip
+
+
+def write_store(n_obs: int, store: Path):
+    """Write ``n_obs`` simulated cells to ``store`` chunk by chunk; return it opened backed.
+
+    Returns the backed AnnData and the matrix's non-zeros and GiB as stored (uncompressed).
+    """
+    import anndata
+    from anndata.experimental import concat_on_disk
+
+    parts = []
+    for index, start in enumerate(range(0, n_obs, STORE_CHUNK)):
+        chunk = simulate_counts(min(STORE_CHUNK, n_obs - start), seed=index)
+        chunk.obs_names = [f"cell_{start + i}" for i in range(chunk.n_obs)]
+        chunk.uns = {}
+        parts.append(store.with_name(f"{store.stem}_part{index}.h5ad"))
+        chunk.write_h5ad(parts[-1])
+        del chunk
+    concat_on_disk(parts, store)
+    for part in parts:
+        part.unlink()
+    adata = anndata.read_h5ad(store, backed="r")
+    return adata
+
+
+def matrix_size(matrix) -> tuple[int, float]:
+    """Non-zeros and GiB of a CSR matrix, in memory or on disk."""
+    if hasattr(matrix, "group"):  # on disk: read the sizes from the HDF5 datasets
+        group = matrix.group
+        return int(group["data"].shape[0]), sum(
+            group[key].size * group[key].dtype.itemsize for key in ("data", "indices", "indptr")
+        ) / GIB
+    nbytes = matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes
+    return int(matrix.nnz), nbytes / GIB
 
 
 def time_placement(seconds: list[float]) -> None:
@@ -62,8 +105,11 @@ def time_placement(seconds: list[float]) -> None:
     PlaceMixture.place = timed
 
 
-def run_stages(n_obs: int) -> dict:
-    """Run every stage for ``n_obs`` cells; seconds and peak GiB of each."""
+def run_stages(n_obs: int, store: Path | None = None) -> dict:
+    """Run every stage for ``n_obs`` cells; seconds and peak GiB of each.
+
+    With ``store`` the data are written there and trained from disk (``backed="r"``).
+    """
     import scvi
 
     from cgmvae import CGMVAE
@@ -73,13 +119,15 @@ def run_stages(n_obs: int) -> dict:
     placement_seconds = []
     time_placement(placement_seconds)
     steps = {
-        "simulate": lambda: state.update(adata=simulate_counts(n_obs)),
+        "simulate": lambda: state.update(
+            adata=simulate_counts(n_obs) if store is None else write_store(n_obs, store)
+        ),
         "setup": lambda: CGMVAE.setup_anndata(state["adata"], condition_key="condition"),
         "model": lambda: state.update(model=CGMVAE(state["adata"], n_clusters=8)),
         "train_one_epoch": lambda: state["model"].train(max_epochs=1, batch_size=512, **QUIET),
         "write_results": lambda: state["model"].write_results(),
     }
-    row = {"n_obs": n_obs}
+    row = {"n_obs": n_obs, "storage": "memory" if store is None else "disk (backed h5ad)"}
     for stage in STAGES:
         reset_peak_memory()
         start = time.perf_counter()
@@ -87,10 +135,9 @@ def run_stages(n_obs: int) -> dict:
         row[f"{stage}_seconds"] = time.perf_counter() - start
         row[f"{stage}_peak_gib"] = peak_memory_gib()
         if stage == "simulate":
-            matrix = state["adata"].X
-            row["data_gib"] = (matrix.data.nbytes + matrix.indices.nbytes
-                               + matrix.indptr.nbytes) / GIB  # fmt: skip
-            row["nnz"] = int(matrix.nnz)
+            row["nnz"], row["data_gib"] = matrix_size(state["adata"].X)
+            if store is not None:
+                row["store_disk_gib"] = store.stat().st_size / GIB
         print(f"{n_obs} cells: {stage} {row[f'{stage}_seconds']:.1f} s, "
               f"peak {row[f'{stage}_peak_gib']:.2f} GiB", file=sys.stderr, flush=True)  # fmt: skip
     row["placement_seconds"] = sum(placement_seconds)
@@ -104,39 +151,54 @@ def run_stages(n_obs: int) -> dict:
 
 
 def plot(rows: list[dict]) -> None:
+    """Seconds per stage and peak memory by size; from-disk runs as open markers."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = [row["n_obs"] for row in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for stage in STAGES[1:]:
-        left.plot(n, [row[f"{stage}_seconds"] for row in rows], "o-", label=stage)
+    for storage, style in (("memory", "o-"), ("disk (backed h5ad)", "s--")):
+        part = [row for row in rows if row.get("storage", "memory") == storage]
+        if not part:
+            continue
+        n = [row["n_obs"] for row in part]
+        face = "none" if storage != "memory" else None
+        where = "" if storage == "memory" else ", from disk"
+        for colour, stage in enumerate(STAGES[1:]):
+            left.plot(n, [row[f"{stage}_seconds"] for row in part], style, mfc=face,
+                      color=f"C{colour}", label=stage + where)  # fmt: skip
+        right.plot(n, [row["data_gib"] for row in part], style, mfc=face, color="C0",
+                   label="count matrix" + where)  # fmt: skip
+        right.plot(n, [row["peak_after_data_gib"] for row in part], style, mfc=face,
+                   color="C1", label="peak, setup → write_results" + where)  # fmt: skip
     left.set(xscale="log", yscale="log", xlabel="cells", ylabel="seconds",
              title="time per stage")  # fmt: skip
-    left.legend(fontsize=7)
-    right.plot(n, [row["data_gib"] for row in rows], "o--", label="count matrix")
-    right.plot(n, [row["peak_after_data_gib"] for row in rows], "o-",
-               label="peak, setup → write_results")  # fmt: skip
-    right.plot(n, [row["simulate_peak_gib"] for row in rows], "o:", label="peak, simulate")
+    left.legend(fontsize=6)
     right.set(xscale="log", yscale="log", xlabel="cells", ylabel="GiB",
               title="resident memory")  # fmt: skip
-    right.legend(fontsize=7)
+    right.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(RESULTS / "scale.png", dpi=120)
 
 
 def write(rows: list[dict], command: str, minutes: float) -> None:
-    header = ["cells", "non-zeros", "matrix GiB", "peak GiB (setup → results)",
-              "peak − matrix", "setup s", "model s", "1 epoch s", "of which placement s",
-              "write_results s", "cells/s (epoch without placement)"]  # fmt: skip
-    lines = ["# CGMVAE from 10⁴ to 10⁶ cells: time and peak resident memory", "",
+    header = ["cells", "matrix", "non-zeros", "matrix GiB", "peak GiB (setup → results)",
+              "peak − matrix", "data s", "setup s", "model s", "1 epoch s",
+              "of which placement s", "write_results s",
+              "cells/s (epoch without placement)"]  # fmt: skip
+    lines = ["# CGMVAE from 10⁴ to 10⁶ cells, in memory and from disk: time and peak "
+             "resident memory", "",
              "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]  # fmt: skip
     for row in rows:
-        cells = [f"{row['n_obs']:,}", f"{row['nnz']:.2e}", f"{row['data_gib']:.2f}",
+        storage = row.get("storage", "memory")
+        if "store_disk_gib" in row:
+            storage += f", {row['store_disk_gib']:.1f} GiB file"
+        cells = [f"{row['n_obs']:,}", storage, f"{row['nnz']:.2e}", f"{row['data_gib']:.2f}",
                  f"{row['peak_after_data_gib']:.2f}",
-                 f"{row['peak_after_data_gib'] - row['data_gib']:.2f}",
+                 "–" if "store_disk_gib" in row
+                 else f"{row['peak_after_data_gib'] - row['data_gib']:.2f}",
+                 f"{row['simulate_seconds']:.0f}",
                  f"{row['setup_seconds']:.1f}", f"{row['model_seconds']:.1f}",
                  f"{row['train_one_epoch_seconds']:.1f}", f"{row['placement_seconds']:.1f}",
                  f"{row['write_results_seconds']:.1f}",
@@ -144,29 +206,50 @@ def write(rows: list[dict], command: str, minutes: float) -> None:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "The epoch includes the one-off mixture placement: the latent of every "
               "training cell, then UMAP and Gaussian mixtures on at most 20 000 of them (about "
-              "a minute of it is numba compiling UMAP, once per process).", "",
+              "a minute of it is numba compiling UMAP, once per process). \"data s\" is "
+              "simulating the counts in memory, or simulating and writing the on-disk store "
+              "chunk by chunk. From disk the matrix is never loaded, so \"peak − matrix\" "
+              "does not apply.", "",
               f"Command: `{command}`; {minutes:.0f} min on a 2-core CPU."]  # fmt: skip
     (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
     payload = {"command": command, "runtime_minutes": round(minutes, 1), "rows": rows}
     write_json("scale", payload)
 
 
+def run_child(n_obs: int, store: Path | None) -> dict:
+    """One size in a fresh process (``store``: from disk); its row."""
+    command = [sys.executable, __file__, "--child", str(n_obs)]
+    if store is not None:
+        command += ["--store", str(store)]
+    try:
+        output = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout
+    finally:
+        if store is not None:
+            store.unlink(missing_ok=True)
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--backed-sizes", type=int, nargs="*", default=[])
+    parser.add_argument("--store-dir", type=Path, default=Path("/tmp"))
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--store", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_stages(args.child)))
+        print(json.dumps(run_stages(args.child, args.store)))
         return
     start = time.perf_counter()
-    rows = []
-    for n_obs in args.sizes:
-        command = [sys.executable, __file__, "--child", str(n_obs)]
-        output = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout
-        rows.append(json.loads(output.strip().splitlines()[-1]))
+    rows = [run_child(n_obs, None) for n_obs in args.sizes]
+    rows += [
+        run_child(n_obs, args.store_dir / f"cgmvae_scale_{n_obs}.h5ad")
+        for n_obs in args.backed_sizes
+    ]
     RESULTS.mkdir(exist_ok=True)
     command = "python benchmarks/scale.py --sizes " + " ".join(map(str, args.sizes))
+    if args.backed_sizes:
+        command += " --backed-sizes " + " ".join(map(str, args.backed_sizes))
     write(rows, command, (time.perf_counter() - start) / 60)
     plot(rows)
     print((RESULTS / "scale.md").read_text())
