@@ -317,6 +317,13 @@ def report(table: pd.DataFrame, name: str, command: str, minutes: float) -> None
         }
         for data, method in summary.index
     }
+    oracle = summary.xs("oracle (shared effect)", level="method")[("response_r", "mean")]
+    of_oracle = {
+        key: round(float(summary.loc[key, ("response_r", "mean")] / oracle[key[0]]), 3)
+        for key in summary.index
+    }
+    for key, fraction in of_oracle.items():
+        records[" | ".join(key)]["response_r_of_oracle"] = fraction
     title = "Counterfactuals of held-out groups (mean ± std over held-out groups and seeds)"
     runs = table.groupby("data").agg(seeds=("seed", "nunique"), epochs=("max_epochs", "max"))
     rows = [
@@ -326,10 +333,11 @@ def report(table: pd.DataFrame, name: str, command: str, minutes: float) -> None
             str(runs.loc[data, "seeds"]),
             str(runs.loc[data, "epochs"]),
             *(f"{row[(m, 'mean')]:.3f} ± {row[(m, 'std')]:.3f}" for m in METRICS),
+            f"{of_oracle[(data, method)]:.2f}",
         ]
         for (data, method), row in summary.iterrows()
     ]
-    header = ["data", "method", "seeds", "epochs", *METRICS]
+    header = ["data", "method", "seeds", "epochs", *METRICS, "response_r / oracle's"]
     write_results(name, table, title, rows, header, command, minutes, records)
     plot_summary(summary, RESULTS / f"{name}.png")
 
