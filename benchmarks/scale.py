@@ -9,7 +9,7 @@ recorded, with the size of the count matrix. Writes ``benchmarks/results/scale.{
 About 12 minutes on a 2-core CPU with the default sizes (the 10⁶-cell run needs about 8 GB).
 
 ``--backed-sizes`` runs the same stages on an ``.h5ad`` opened with ``backed="r"``: the store
-is written first (stage ``write_store``) from independent simulations of at most
+is written first (in the ``simulate`` stage) from independent simulations of at most
 :data:`STORE_CHUNK` cells (seeds 0, 1, ...: each chunk has its own 8 cell types), each written
 to its own file and joined by ``anndata.experimental.concat_on_disk``, so no stage holds the
 matrix; the store's size on disk is recorded and the files are deleted afterwards.
@@ -58,10 +58,7 @@ def simulate_counts(n_obs: int, seed: int = 0):
 
 
 def write_store(n_obs: int, store: Path):
-    """Write ``n_obs`` simulated cells to ``store`` chunk by chunk; return it opened backed.
-
-    Returns the backed AnnData and the matrix's non-zeros and GiB as stored (uncompressed).
-    """
+    """Write ``n_obs`` simulated cells to ``store`` chunk by chunk; return it opened backed."""
     import anndata
     from anndata.experimental import concat_on_disk
 
@@ -76,8 +73,7 @@ def write_store(n_obs: int, store: Path):
     concat_on_disk(parts, store)
     for part in parts:
         part.unlink()
-    adata = anndata.read_h5ad(store, backed="r")
-    return adata
+    return anndata.read_h5ad(store, backed="r")
 
 
 def matrix_size(matrix) -> tuple[int, float]:
