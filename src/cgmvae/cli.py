@@ -123,11 +123,13 @@ def fit_and_write(adata, args: argparse.Namespace, job: FitJob) -> tuple:
     model.write_results(adata)
     if job.score_key is not None:
         summary.update(cluster_scores(adata.obs[job.score_key], adata.obs["cgmvae_cluster"]))
+    for path in (job.out, job.umap):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
     if job.umap is not None:  # before writing, so that the file holds the UMAP too
         keys = (job.score_key, job.condition_key, job.batch_key)
         color = ["cgmvae_cluster"] + [key for key in keys if key is not None]
         latent_umap(adata, "X_cgmvae", color, show=False, save=job.umap)
-    job.out.parent.mkdir(parents=True, exist_ok=True)
     adata.write_h5ad(job.out)
     if job.save_model is not None:
         model.save(job.save_model, overwrite=True)
