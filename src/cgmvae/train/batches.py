@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
+from torch.utils.data import RandomSampler
 
 from cgmvae.constants import REGISTRY_KEYS
 
@@ -39,3 +40,31 @@ def registry_batch(batch: Mapping | Sequence | torch.Tensor) -> Mapping:
     else:
         condition = torch.zeros((len(x), 1), dtype=torch.long, device=x.device)
     return {REGISTRY_KEYS.X_KEY: x, REGISTRY_KEYS.CONDITION_KEY: condition}
+
+
+def shuffles(loader) -> bool:
+    """Whether ``loader`` yields its observations in a random order.
+
+    True for a shuffling :class:`torch.utils.data.DataLoader`, scvi-tools' training loader
+    (a ``BatchSampler`` over a ``RandomSampler``) and a shuffling distributed sampler; then its
+    first ``n`` observations are a random sample of ``n``.
+    """
+    sampler = getattr(loader, "sampler", None)
+    sampler = getattr(sampler, "sampler", sampler)  # a BatchSampler wraps the order
+    return isinstance(sampler, RandomSampler) or getattr(sampler, "shuffle", False) is True
+
+
+def first_batches(loader, max_cells: int | None) -> Iterator[Mapping]:
+    """Yield ``loader``'s minibatches (:func:`registry_batch`) up to ``max_cells`` observations.
+
+    Stops once ``max_cells`` observations are yielded if ``loader`` :func:`shuffles` (they
+    are then a random sample), else yields every minibatch; ``None`` yields every one. The
+    last minibatch may go past ``max_cells``.
+    """
+    stop = max_cells is not None and shuffles(loader)
+    n_cells = 0
+    for batch in map(registry_batch, loader):
+        yield batch
+        n_cells += len(batch[REGISTRY_KEYS.X_KEY])
+        if stop and n_cells >= max_cells:
+            return

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from cgmvae.constants import MODULE_KEYS, PlacementMethod
-from cgmvae.train.batches import registry_batch
+from cgmvae.train.batches import first_batches, shuffles
 from cgmvae.train.distributed import share_from_rank_zero
 from cgmvae.train.placement.partition import (
     check_placement,
@@ -123,14 +123,21 @@ class PlaceMixture(Callback):
         share_from_rank_zero(trainer, *module.placement_state())
 
     def _place_on_latent(self, trainer: Trainer, module: torch.nn.Module, again: bool) -> None:
-        latent, latent_var, targets, labelled = training_latent(module, trainer.train_dataloader)
+        loader = trainer.train_dataloader
+        latent, latent_var, targets, labelled = training_latent(
+            module, loader, self.placement_max_cells
+        )
         rows = placement_rows(len(latent), self.placement_max_cells, self.seed)
-        if len(rows) < len(latent):
+        try:
+            n_train = len(loader.dataset)
+        except (AttributeError, TypeError):  # no dataset, or one of unknown length
+            n_train = len(latent)
+        if len(rows) < n_train:
             logger.info(
                 "Placing the mixture on %d randomly chosen of the %d training cells "
                 "(placement_max_cells=%d).",
                 len(rows),
-                len(latent),
+                n_train,
                 self.placement_max_cells,
             )
         latent, latent_var = latent[rows], latent_var[rows]
@@ -158,18 +165,24 @@ class PlaceMixture(Callback):
         )
         module.place_mixture(latent, components, anchors, latent_var)
         if module.places_specific_effect:
-            module.place_specific_effect(*cluster_pseudo_bulk(module, trainer.train_dataloader))
+            pseudo_bulk = cluster_pseudo_bulk(module, loader, self.placement_max_cells)
+            module.place_specific_effect(*pseudo_bulk)
 
 
 @torch.no_grad()
 def training_latent(
-    module: torch.nn.Module, loader
+    module: torch.nn.Module, loader, max_cells: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Posterior means and variances of the cells ``loader`` yields, and known labels if any."""
+    """Posterior means and variances of the cells ``loader`` yields, and known labels if any.
+
+    With ``max_cells``, a shuffling loader is read only until that many cells are encoded
+    (:func:`~cgmvae.train.batches.first_batches`), so the placement on a large data set does
+    not encode every training cell; the cells past ``max_cells`` are dropped.
+    """
     was_training = module.training
     module.eval()
     means, variances, targets, labelled = [], [], [], []
-    for batch in map(registry_batch, loader):
+    for batch in first_batches(loader, max_cells):
         batch = {key: value.to(module.device) for key, value in batch.items()}
         inference = module.inference(**module._get_inference_input(batch))
         means.append(inference[MODULE_KEYS.QZM_KEY].cpu())
@@ -179,7 +192,8 @@ def training_latent(
             targets.append(known[0].cpu())
             labelled.append(known[1].cpu())
     module.train(was_training)
-    moments = torch.cat(means).numpy(), torch.cat(variances).numpy()
+    keep = slice(None) if max_cells is None or not shuffles(loader) else slice(max_cells)
+    moments = torch.cat(means)[keep].numpy(), torch.cat(variances)[keep].numpy()
     if not targets:
         return *moments, None, None
-    return *moments, torch.cat(targets).numpy(), torch.cat(labelled).numpy()
+    return *moments, torch.cat(targets)[keep].numpy(), torch.cat(labelled)[keep].numpy()

@@ -13,7 +13,7 @@ import torch
 
 from cgmvae.constants import MODULE_KEYS, REGISTRY_KEYS
 from cgmvae.nn.condition_effect import observed_pairs
-from cgmvae.train.batches import registry_batch
+from cgmvae.train.batches import first_batches, registry_batch
 from cgmvae.train.placement.partition import kmeans_labels
 
 
@@ -108,17 +108,19 @@ def unobserved_conditions(n_cells: torch.Tensor) -> list[int]:
 
 @torch.no_grad()
 def cluster_pseudo_bulk(
-    module: torch.nn.Module, loader
+    module: torch.nn.Module, loader, max_cells: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return counts, library sizes and cells summed per (cluster, condition).
 
-    Cells go to their most probable cluster under the placed mixture of ``module``.
+    Cells go to their most probable cluster under the placed mixture of ``module``. With
+    ``max_cells``, a shuffling loader is read only until about that many cells are summed
+    (:func:`~cgmvae.train.batches.first_batches`).
     """
     was_training = module.training
     module.eval()
     device = module.device
     totals = None
-    for batch in map(registry_batch, loader):
+    for batch in first_batches(loader, max_cells):
         batch = {key: value.to(device) for key, value in batch.items()}
         inference = module.inference(**module._get_inference_input(batch))
         summed = sum_per_group(
