@@ -58,7 +58,7 @@ def test_values_are_checked_chunk_by_chunk_with_the_whole_matrix_answer(monkeypa
     values[3, 4], values[31, 2], values[37, 8] = np.nan, np.inf, 2.5
     values[20, 1], values[29, 5] = -3.0, 60.0
     whole = summarize_values(as_format(values, sparse))
-    monkeypatch.setattr("cgmvae.validation.CHUNK_VALUES", 7)
+    monkeypatch.setattr("cgmvae.validation.values.CHUNK_VALUES", 7)
     chunked = summarize_values(as_format(values, sparse))
     assert chunked == whole
     assert (chunked.n_nan, chunked.n_inf) == (1, 1)

@@ -56,3 +56,23 @@ def test_a_layer_of_a_backed_anndata_is_said_to_be_in_memory(tmp_path, logged):
     GMVAE.setup_anndata(backed, layer="counts")
     assert any("layers into memory" in message and "layer=None" in message for message in logged)
     backed.file.close()
+
+
+def test_an_entry_stored_twice_deep_in_a_backed_file_is_refused(tmp_path, monkeypatch):
+    """Duplicates are found block by block, in the block that holds them."""
+    adata = simulate(n_obs=60, n_vars=50, n_clusters=2, n_conditions=2, seed=0)
+    counts = sp.csr_matrix(adata.X)
+    start = counts.indptr[50]  # row 50 stores its first entry a second time
+    indptr = counts.indptr.copy()
+    indptr[51:] += 1
+    adata.X = sp.csr_matrix(
+        (np.insert(counts.data, start, counts.data[start]),
+         np.insert(counts.indices, start, counts.indices[start]), indptr),
+        shape=counts.shape,
+    )  # fmt: skip
+    adata.write_h5ad(tmp_path / "doubled.h5ad")
+    backed = anndata.read_h5ad(tmp_path / "doubled.h5ad", backed="r")
+    monkeypatch.setattr("cgmvae.validation.values.CHUNK_VALUES", 5 * 50)
+    with pytest.raises(ValueError, match=r"adata.X is a sparse.*more than once.*sum_duplicates"):
+        CGMVAE.setup_anndata(backed, condition_key="condition")
+    backed.file.close()

@@ -45,7 +45,6 @@ from cgmvae.validation import (
     check_layer,
     check_model_params,
     check_names,
-    check_no_duplicate_entries,
     check_obs_complete,
     check_obs_key,
     check_summary_for_likelihood,
@@ -136,8 +135,7 @@ class BaseAutoencoderModel(
         """
         data = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
         location = data_location(self.registry_["setup_args"].get("layer"))
-        check_no_duplicate_entries(data, location)
-        scan = scan_matrix(data)
+        scan = scan_matrix(data, location)
         check_summary_for_likelihood(scan.values, likelihood, location)
         if get_likelihood(likelihood).counts:
             warn_empty_genes(scan.gene_totals, self.adata.var_names, location)

@@ -108,21 +108,28 @@ class MatrixScan:
     gene_totals: np.ndarray
 
 
-def scan_matrix(data) -> MatrixScan:
+def scan_matrix(data, location: str = "The registered data") -> MatrixScan:
     """Summarise the values of ``data`` and sum its rows and columns in one pass over rows.
 
     Dense and CSR matrices, in memory or on disk (a backed AnnData's ``X``), are read
-    :data:`CHUNK_VALUES` at a time; a CSC matrix in memory (whose rows are not contiguous) is
-    summarised over its stored values and summed by scipy.
+    :data:`CHUNK_VALUES` at a time, each sparse block checked for duplicate entries on the
+    way (:func:`check_no_duplicate_entries`); a CSC matrix in memory (whose rows are not
+    contiguous) is checked whole, summarised over its stored values and summed by scipy.
+
+    Raises
+    ------
+    ValueError
+        ``data`` stores an entry more than once; ``location`` names it in the message.
     """
     if sp.issparse(data) and data.format != "csr":
+        check_no_duplicate_entries(data, location)
         return MatrixScan(
             summarize_values(data),
             np.asarray(data.sum(1)).ravel(),
             np.asarray(data.sum(0)).ravel(),
         )
     summary, cells, genes = ValueSummary(), [], np.zeros(data.shape[1])
-    for block in _row_blocks(data):
+    for block in _checked_row_blocks(data, location):
         values = block.data if sp.issparse(block) else np.asarray(block).ravel()
         part = summarize_values(values)
         _merge(summary, part)
@@ -144,24 +151,41 @@ def check_no_duplicate_entries(data, location: str = "The registered data") -> N
     """Raise ``ValueError`` if a sparse ``data`` stores one (cell, gene) entry more than once.
 
     The checks read the stored values, and two entries 0.5 + 0.5 of one count would look
-    like fractions; scipy sums them only on request.
+    like fractions; scipy sums them only on request. A CSR matrix, in memory or on disk, is
+    checked one block of rows at a time.
     """
-    if isinstance(data, CSRDataset):
-        for block in _row_blocks(data):
-            check_no_duplicate_entries(block, location)
+    if isinstance(data, CSRDataset) or (sp.issparse(data) and data.format == "csr"):
+        if not getattr(data, "has_canonical_format", False):
+            for _ in _checked_row_blocks(data, location):
+                pass
         return
-    if not sp.issparse(data) or data.format not in ("csr", "csc"):
-        return
-    if getattr(data, "has_canonical_format", False):
-        return
-    major = np.repeat(np.arange(len(data.indptr) - 1, dtype=np.int64), np.diff(data.indptr))
-    keys = major * data.shape[1 if data.format == "csr" else 0] + data.indices
-    if np.unique(keys).size < keys.size:
-        raise ValueError(
-            f"{location} is a sparse matrix that stores some (cell, gene) entries more than "
-            f"once, which the checks and the model would read apart. Merge them first: call "
-            f".sum_duplicates() on {location}."
-        )
+    if sp.issparse(data) and data.format == "csc" and _stores_duplicates(data):
+        _raise_duplicates(location)
+
+
+def _checked_row_blocks(data, location: str) -> Iterator:
+    """:func:`_row_blocks`, each sparse block checked for duplicate entries on the way."""
+    for block in _row_blocks(data):
+        if sp.issparse(block) and _stores_duplicates(block):
+            _raise_duplicates(location)
+        yield block
+
+
+def _stores_duplicates(matrix: sp.spmatrix) -> bool:
+    """Whether a CSR or CSC ``matrix`` in memory stores an entry more than once."""
+    if matrix.has_canonical_format:
+        return False
+    major = np.repeat(np.arange(len(matrix.indptr) - 1, dtype=np.int64), np.diff(matrix.indptr))
+    keys = major * matrix.shape[1 if matrix.format == "csr" else 0] + matrix.indices
+    return np.unique(keys).size < keys.size
+
+
+def _raise_duplicates(location: str) -> None:
+    raise ValueError(
+        f"{location} is a sparse matrix that stores some (cell, gene) entries more than "
+        f"once, which the checks and the model would read apart. Merge them first: call "
+        f".sum_duplicates() on {location}."
+    )
 
 
 def _raise_if_not_finite(summary: ValueSummary, location: str) -> None:
@@ -178,8 +202,14 @@ def check_finite(data, location: str = "The registered data") -> None:
     A sparse matrix that stores an entry twice is refused too
     (:func:`check_no_duplicate_entries`).
     """
-    check_no_duplicate_entries(data, location)
-    _raise_if_not_finite(summarize_values(data), location)
+    if isinstance(data, CSRDataset):  # one read of the file for both checks
+        summary = ValueSummary()
+        for block in _checked_row_blocks(data, location):
+            _merge(summary, summarize_values(block.data))
+    else:
+        check_no_duplicate_entries(data, location)
+        summary = summarize_values(data)
+    _raise_if_not_finite(summary, location)
 
 
 def check_values_for_likelihood(
