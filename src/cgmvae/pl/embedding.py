@@ -9,6 +9,7 @@ import scanpy as sc
 from anndata import AnnData
 from matplotlib.axes import Axes
 
+from cgmvae.cached_umap import quiet_numba_cache, umap_class
 from cgmvae.pl._axes import finish, panels
 
 
@@ -60,11 +61,13 @@ def latent_umap(
     """
     key = key_added or use_rep.removeprefix("X_")
     neighbors_key, basis = f"{key}_neighbors", f"X_{key}_umap"
-    sc.pp.neighbors(
-        adata, use_rep=use_rep, n_neighbors=n_neighbors, random_state=random_state,
-        key_added=neighbors_key,
-    )  # fmt: skip
-    sc.tl.umap(adata, random_state=random_state, neighbors_key=neighbors_key, key_added=basis)
+    umap_class()  # import umap-learn with numba's cache before scanpy does
+    with quiet_numba_cache():
+        sc.pp.neighbors(
+            adata, use_rep=use_rep, n_neighbors=n_neighbors, random_state=random_state,
+            key_added=neighbors_key,
+        )  # fmt: skip
+        sc.tl.umap(adata, random_state=random_state, neighbors_key=neighbors_key, key_added=basis)
     axes, new_figure = panels(ax, len(color), (5.5, 4.5), "latent_umap")
     for panel, column in zip(axes, color, strict=True):
         sc.pl.embedding(

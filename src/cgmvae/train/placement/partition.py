@@ -117,10 +117,14 @@ def leiden_labels(
     import anndata
     import scanpy as sc
 
+    from cgmvae.cached_umap import quiet_numba_cache, umap_class
+
+    umap_class()  # scanpy's graph runs umap-learn's code: import it with numba's cache first
     graph = anndata.AnnData(np.asarray(latent, dtype=np.float32))
-    sc.pp.neighbors(
-        graph, n_neighbors=n_neighbors, use_rep="X", random_state=0 if seed is None else seed
-    )
+    with quiet_numba_cache():
+        sc.pp.neighbors(
+            graph, n_neighbors=n_neighbors, use_rep="X", random_state=0 if seed is None else seed
+        )
     communities = leiden_with_k(graph, n_clusters, seed)
     return None if communities is None else communities.cat.codes.to_numpy()
 
@@ -299,16 +303,20 @@ def umap_gmm_labels(
     clusters whose shapes a diagonal Gaussian in the latent cannot follow; a full-covariance
     mixture is fitted there :data:`GMM_RESTARTS` times and their consensus
     (:func:`consensus_partition`) kept, since one fit depends much on its initialisation.
+    UMAP's compiled code is cached on disk
+    (:func:`~cgmvae.cached_umap.umap_class`).
     """
-    from umap import UMAP
+    from cgmvae.cached_umap import quiet_numba_cache, umap_class
 
-    embedding = UMAP(
+    umap = umap_class()(
         n_components=n_clusters,
         n_neighbors=n_neighbors,
         min_dist=0.0,
         random_state=seed,
         n_jobs=1,
-    ).fit_transform(latent)
+    )
+    with quiet_numba_cache():
+        embedding = umap.fit_transform(latent)
     return gmm_consensus(embedding, n_clusters, seed)
 
 
