@@ -1,4 +1,4 @@
-"""Time and peak memory of CGMVAE from 10⁴ to 10⁶ cells, in memory and from disk.
+"""Time and peak memory of CGMVAE from 10⁴ to 5·10⁶ cells, in memory and from disk.
 
 Data: ``simulate(n_obs, 2_000 genes, 8 clusters, 2 conditions, library_size_mean=1000)``,
 counts stored once (sparse CSR in ``.X``). Per size, in its own process: setup_anndata with
@@ -14,8 +14,8 @@ is written first (in the ``simulate`` stage) from independent simulations of at 
 to its own file and joined by ``anndata.experimental.concat_on_disk``, so no stage holds the
 matrix; the store's size on disk is recorded and the files are deleted afterwards.
 
-Usage: ``python benchmarks/scale.py [--sizes 10000 100000 1000000] [--backed-sizes 1000000]
-[--store-dir /tmp]``
+Usage: ``python benchmarks/scale.py [--sizes 10000 100000 1000000] [--backed-sizes 1000000
+5000000] [--store-dir /tmp]``; ``--report`` rebuilds the table and plot from the JSON.
 """
 
 from __future__ import annotations
@@ -57,10 +57,16 @@ def simulate_counts(n_obs: int, seed: int = 0):
                     library_size_mean=1000, n_jobs=2)  # fmt: skip
 
 
-def write_store(n_obs: int, store: Path):
-    """Write ``n_obs`` simulated cells to ``store`` chunk by chunk; return it opened backed."""
+def write_store(n_obs: int, store: Path, contiguous: bool = False):
+    """Write ``n_obs`` simulated cells to ``store`` chunk by chunk; return it opened backed.
+
+    With ``contiguous``, the joined file is then copied with ``X`` unchunked
+    (:func:`cgmvae.data.write_contiguous_h5ad`) and deleted.
+    """
     import anndata
     from anndata.experimental import concat_on_disk
+
+    from cgmvae.data import write_contiguous_h5ad
 
     parts = []
     for index, start in enumerate(range(0, n_obs, STORE_CHUNK)):
@@ -70,9 +76,13 @@ def write_store(n_obs: int, store: Path):
         parts.append(store.with_name(f"{store.stem}_part{index}.h5ad"))
         chunk.write_h5ad(parts[-1])
         del chunk
-    concat_on_disk(parts, store)
+    joined = store.with_name(f"{store.stem}_chunked.h5ad") if contiguous else store
+    concat_on_disk(parts, joined)
     for part in parts:
         part.unlink()
+    if contiguous:
+        write_contiguous_h5ad(joined, store)
+        joined.unlink()
     return anndata.read_h5ad(store, backed="r")
 
 
@@ -101,10 +111,11 @@ def time_placement(seconds: list[float]) -> None:
     PlaceMixture.place = timed
 
 
-def run_stages(n_obs: int, store: Path | None = None) -> dict:
+def run_stages(n_obs: int, store: Path | None = None, contiguous: bool = False) -> dict:
     """Run every stage for ``n_obs`` cells; seconds and peak GiB of each.
 
-    With ``store`` the data are written there and trained from disk (``backed="r"``).
+    With ``store`` the data are written there (``contiguous``: see :func:`write_store`) and
+    trained from disk (``backed="r"``).
     """
     import scvi
 
@@ -116,7 +127,9 @@ def run_stages(n_obs: int, store: Path | None = None) -> dict:
     time_placement(placement_seconds)
     steps = {
         "simulate": lambda: state.update(
-            adata=simulate_counts(n_obs) if store is None else write_store(n_obs, store)
+            adata=simulate_counts(n_obs)
+            if store is None
+            else write_store(n_obs, store, contiguous)
         ),
         "setup": lambda: CGMVAE.setup_anndata(state["adata"], condition_key="condition"),
         "model": lambda: state.update(model=CGMVAE(state["adata"], n_clusters=8)),
@@ -124,6 +137,8 @@ def run_stages(n_obs: int, store: Path | None = None) -> dict:
         "write_results": lambda: state["model"].write_results(),
     }
     row = {"n_obs": n_obs, "storage": "memory" if store is None else "disk (backed h5ad)"}
+    if store is not None and contiguous:
+        row["storage"] = "disk (backed h5ad, contiguous X)"
     for stage in STAGES:
         reset_peak_memory()
         start = time.perf_counter()
@@ -178,12 +193,20 @@ def plot(rows: list[dict]) -> None:
     fig.savefig(RESULTS / "scale.png", dpi=120)
 
 
-def write(rows: list[dict], command: str, minutes: float) -> None:
+def write(rows: list[dict], command: str, minutes: float, name: str = "scale") -> None:
+    """Write the table (``<name>.md``) and the rows with the environment (``<name>.json``)."""
+    (RESULTS / f"{name}.md").write_text(table(rows, command, minutes))
+    payload = {"command": command, "runtime_minutes": round(minutes, 1), "rows": rows}
+    write_json(name, payload)
+
+
+def table(rows: list[dict], command: str, minutes: float) -> str:
+    """The markdown table of ``rows``, with what the columns mean and the command."""
     header = ["cells", "matrix", "non-zeros", "matrix GiB", "peak GiB (setup → results)",
               "peak − matrix", "data s", "setup s", "model s", "1 epoch s",
               "of which placement s", "write_results s",
               "cells/s (epoch without placement)"]  # fmt: skip
-    lines = ["# CGMVAE from 10⁴ to 10⁶ cells, in memory and from disk: time and peak "
+    lines = ["# CGMVAE from 10⁴ to 5·10⁶ cells, in memory and from disk: time and peak "
              "resident memory", "",
              "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]  # fmt: skip
     for row in rows:
@@ -200,28 +223,28 @@ def write(rows: list[dict], command: str, minutes: float) -> None:
                  f"{row['write_results_seconds']:.1f}",
                  f"{row['n_obs'] / row['epoch_without_placement_seconds']:.0f}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "The epoch includes the one-off mixture placement: the latent of every "
-              "training cell, then UMAP and Gaussian mixtures on at most 20 000 of them (about "
-              "a minute of it is numba compiling UMAP, once per process). \"data s\" is "
+    lines += ["", "The epoch includes the one-off mixture placement: the latent of the "
+              "first 20 000 training cells of the shuffled loader, then k-means, UMAP and "
+              "Gaussian mixtures on them (umap-learn's numba code loaded from numba's cache; "
+              "a process that compiles it takes about 20 s more). \"data s\" is "
               "simulating the counts in memory, or simulating and writing the on-disk store "
               "chunk by chunk. From disk the matrix is never loaded, so \"peak − matrix\" "
               "does not apply.", "",
               f"Command: `{command}`; {minutes:.0f} min on a 2-core CPU."]  # fmt: skip
-    (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
-    payload = {"command": command, "runtime_minutes": round(minutes, 1), "rows": rows}
-    write_json("scale", payload)
+    return "\n".join(lines) + "\n"
 
 
-def run_child(n_obs: int, store: Path | None) -> dict:
+def run_child(n_obs: int, store: Path | None, contiguous: bool = False) -> dict:
     """One size in a fresh process (``store``: from disk); its row."""
     command = [sys.executable, __file__, "--child", str(n_obs)]
     if store is not None:
-        command += ["--store", str(store)]
+        command += ["--store", str(store)] + (["--contiguous-store"] if contiguous else [])
     try:
         output = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout
     finally:
         if store is not None:
             store.unlink(missing_ok=True)
+            store.with_name(f"{store.stem}_chunked.h5ad").unlink(missing_ok=True)
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -230,25 +253,40 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--backed-sizes", type=int, nargs="*", default=[])
     parser.add_argument("--store-dir", type=Path, default=Path("/tmp"))
+    parser.add_argument("--contiguous-store", action="store_true",
+                        help="rewrite the store's X unchunked; results go to "
+                        "scale_contiguous.{json,md}")  # fmt: skip
+    parser.add_argument("--report", action="store_true",
+                        help="rebuild the table and plot from the JSON; no training")  # fmt: skip
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--store", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_stages(args.child, args.store)))
+        print(json.dumps(run_stages(args.child, args.store, args.contiguous_store)))
+        return
+    if args.report:
+        recorded = json.loads((RESULTS / "scale.json").read_text())
+        text = table(recorded["rows"], recorded["command"], recorded["runtime_minutes"])
+        (RESULTS / "scale.md").write_text(text)
+        plot(recorded["rows"])
         return
     start = time.perf_counter()
     rows = [run_child(n_obs, None) for n_obs in args.sizes]
     rows += [
-        run_child(n_obs, args.store_dir / f"cgmvae_scale_{n_obs}.h5ad")
+        run_child(n_obs, args.store_dir / f"cgmvae_scale_{n_obs}.h5ad", args.contiguous_store)
         for n_obs in args.backed_sizes
     ]
     RESULTS.mkdir(exist_ok=True)
     command = "python benchmarks/scale.py --sizes " + " ".join(map(str, args.sizes))
     if args.backed_sizes:
         command += " --backed-sizes " + " ".join(map(str, args.backed_sizes))
-    write(rows, command, (time.perf_counter() - start) / 60)
-    plot(rows)
-    print((RESULTS / "scale.md").read_text())
+    name = "scale"
+    if args.contiguous_store:
+        command, name = command + " --contiguous-store", "scale_contiguous"
+    write(rows, command, (time.perf_counter() - start) / 60, name)
+    if name == "scale":
+        plot(rows)
+    print((RESULTS / f"{name}.md").read_text())
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@
 - :mod:`cgmvae.data.synthetic`: generators (:func:`simulate`, :func:`add_condition_effect`)
   that store their truth in ``adata.uns["ground_truth"]``, read by
   :func:`true_log_fold_change`, :func:`true_mean` and :func:`true_cell_means`.
+- :mod:`cgmvae.data.store`: :func:`write_contiguous_h5ad`, an ``.h5ad`` laid out for training
+  from disk.
 """
 
 from cgmvae.data.datasets import (
@@ -17,6 +19,7 @@ from cgmvae.data.datasets import (
     pbmc3k,
     pbmc68k_reduced,
 )
+from cgmvae.data.store import write_contiguous_h5ad
 from cgmvae.data.synthetic import (
     GROUND_TRUTH_KEY,
     add_condition_effect,
@@ -42,4 +45,5 @@ __all__ = [
     "true_cell_means",
     "true_log_fold_change",
     "true_mean",
+    "write_contiguous_h5ad",
 ]
