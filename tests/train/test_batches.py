@@ -32,9 +32,9 @@ def test_only_a_shuffled_loader_is_cut_short(shuffle):
     loader = DataLoader(data, batch_size=64, shuffle=shuffle)
     assert shuffles(loader) is shuffle
     rows = torch.cat([batch["X"] for batch in first_batches(loader, 300)]).view(-1)
-    if shuffle:  # five minibatches of 64 reach 300: a random sample, never the first rows
-        assert data.n_read == len(rows) == 320 and rows.unique().numel() == 320
-        assert not torch.equal(rows.sort().values, torch.arange(320.0))
+    if shuffle:  # five minibatches of 64 reach 300, the fifth cut: a random sample
+        assert data.n_read == 320 and len(rows) == rows.unique().numel() == 300
+        assert not torch.equal(rows.sort().values, torch.arange(300.0))
     else:  # in order, the first 300 would be a biased sample: every row is read
         assert data.n_read == len(rows) == 1000
     data.n_read = 0

@@ -58,12 +58,14 @@ def first_batches(loader, max_cells: int | None) -> Iterator[Mapping]:
     """Yield ``loader``'s minibatches (:func:`registry_batch`) up to ``max_cells`` observations.
 
     Stops once ``max_cells`` observations are yielded if ``loader`` :func:`shuffles` (they
-    are then a random sample), else yields every minibatch; ``None`` yields every one. The
-    last minibatch may go past ``max_cells``.
+    are then a random sample; the last minibatch is cut to reach ``max_cells`` exactly), else
+    yields every minibatch; ``None`` yields every one.
     """
     stop = max_cells is not None and shuffles(loader)
     n_cells = 0
     for batch in map(registry_batch, loader):
+        if stop:
+            batch = {key: value[: max_cells - n_cells] for key, value in batch.items()}
         yield batch
         n_cells += len(batch[REGISTRY_KEYS.X_KEY])
         if stop and n_cells >= max_cells:

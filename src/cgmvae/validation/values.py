@@ -155,7 +155,7 @@ def check_no_duplicate_entries(data, location: str = "The registered data") -> N
     checked one block of rows at a time.
     """
     if isinstance(data, CSRDataset) or (sp.issparse(data) and data.format == "csr"):
-        if not getattr(data, "has_canonical_format", False):
+        if not getattr(data, "has_canonical_format", False):  # else nothing to read
             for _ in _checked_row_blocks(data, location):
                 pass
         return
@@ -164,11 +164,27 @@ def check_no_duplicate_entries(data, location: str = "The registered data") -> N
 
 
 def _checked_row_blocks(data, location: str) -> Iterator:
-    """:func:`_row_blocks`, each sparse block checked for duplicate entries on the way."""
+    """:func:`_row_blocks`, each sparse block checked for duplicate entries on the way.
+
+    A matrix in memory that scipy finds canonical (sorted, no duplicates) is not checked again
+    block by block.
+    """
+    canonical = getattr(data, "has_canonical_format", False)
     for block in _row_blocks(data):
-        if sp.issparse(block) and _stores_duplicates(block):
+        if not canonical and sp.issparse(block) and _stores_duplicates(block):
             _raise_duplicates(location)
         yield block
+
+
+def _checked_summary(data, location: str) -> ValueSummary:
+    """Check ``data`` for duplicate entries and summarise its values; one read from disk."""
+    if isinstance(data, CSRDataset):
+        summary = ValueSummary()
+        for block in _checked_row_blocks(data, location):
+            _merge(summary, summarize_values(block.data))
+        return summary
+    check_no_duplicate_entries(data, location)
+    return summarize_values(data)
 
 
 def _stores_duplicates(matrix: sp.spmatrix) -> bool:
@@ -202,14 +218,7 @@ def check_finite(data, location: str = "The registered data") -> None:
     A sparse matrix that stores an entry twice is refused too
     (:func:`check_no_duplicate_entries`).
     """
-    if isinstance(data, CSRDataset):  # one read of the file for both checks
-        summary = ValueSummary()
-        for block in _checked_row_blocks(data, location):
-            _merge(summary, summarize_values(block.data))
-    else:
-        check_no_duplicate_entries(data, location)
-        summary = summarize_values(data)
-    _raise_if_not_finite(summary, location)
+    _raise_if_not_finite(_checked_summary(data, location), location)
 
 
 def check_values_for_likelihood(
@@ -223,8 +232,7 @@ def check_values_for_likelihood(
     names the data in the messages (e.g. ``"adata.layers['counts']"``). The data are read
     in chunks, never copied whole.
     """
-    check_no_duplicate_entries(data, location)
-    check_summary_for_likelihood(summarize_values(data), likelihood, location)
+    check_summary_for_likelihood(_checked_summary(data, location), likelihood, location)
 
 
 def check_summary_for_likelihood(summary: ValueSummary, likelihood: str, location: str) -> None:

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from cgmvae.constants import MODULE_KEYS, PlacementMethod
-from cgmvae.train.batches import first_batches, shuffles
+from cgmvae.train.batches import first_batches
 from cgmvae.train.distributed import share_from_rank_zero
 from cgmvae.train.placement.partition import (
     check_placement,
@@ -177,7 +177,7 @@ def training_latent(
 
     With ``max_cells``, a shuffling loader is read only until that many cells are encoded
     (:func:`~cgmvae.train.batches.first_batches`), so the placement on a large data set does
-    not encode every training cell; the cells past ``max_cells`` are dropped.
+    not encode every training cell.
     """
     was_training = module.training
     module.eval()
@@ -192,8 +192,7 @@ def training_latent(
             targets.append(known[0].cpu())
             labelled.append(known[1].cpu())
     module.train(was_training)
-    keep = slice(None) if max_cells is None or not shuffles(loader) else slice(max_cells)
-    moments = torch.cat(means)[keep].numpy(), torch.cat(variances)[keep].numpy()
+    moments = torch.cat(means).numpy(), torch.cat(variances).numpy()
     if not targets:
         return *moments, None, None
-    return *moments, torch.cat(targets)[keep].numpy(), torch.cat(labelled)[keep].numpy()
+    return *moments, torch.cat(targets).numpy(), torch.cat(labelled).numpy()

@@ -113,7 +113,7 @@ def cluster_pseudo_bulk(
     """Return counts, library sizes and cells summed per (cluster, condition).
 
     Cells go to their most probable cluster under the placed mixture of ``module``. With
-    ``max_cells``, a shuffling loader is read only until about that many cells are summed
+    ``max_cells``, a shuffling loader is read only until that many cells are summed
     (:func:`~cgmvae.train.batches.first_batches`).
     """
     was_training = module.training
