@@ -67,9 +67,9 @@ def test_auto_placement_leaves_kmeans_only_for_a_partition_that_cuts_clearly_few
         labels, rng = bars.copy(), np.random.default_rng(0)
         while cut_fraction(latent, labels) < target:
             labels[rng.integers(len(labels), size=5)] = rng.integers(3, size=5)
-        return lambda *args: labels
+        return lambda *args, **kwargs: labels
 
-    monkeypatch.setitem(partition.PARTITIONS, "kmeans", lambda *args: by_kmeans)
+    monkeypatch.setitem(partition.PARTITIONS, "kmeans", lambda *args, **kwargs: by_kmeans)
     monkeypatch.setitem(partition.PARTITIONS, "umap", rival_cutting(bars_cut))
     assert (cluster_latent(latent, 3, "auto") != by_kmeans).any()  # clearly fewer: the rival
     monkeypatch.setitem(partition.PARTITIONS, "umap", rival_cutting(0.9 * kmeans_cut))
@@ -96,6 +96,28 @@ def test_placement_clusters_a_subsample_of_large_data():
     rows = placement_rows(1000, 100, seed=0)
     assert rows.shape == (100,) and np.unique(rows).size == 100 and rows.max() < 1000
     assert np.array_equal(placement_rows(50, 100, seed=0), np.arange(50))
+
+
+def test_large_placements_use_exact_neighbours_not_pynndescent(monkeypatch):
+    """pynndescent recompiles in every process; from 4,096 (UMAP) and 8,192 (scanpy) rows the
+    placement hands both exact neighbours instead, and still finds the clusters."""
+    import pynndescent
+
+    from cgmvae.cached_umap import umap_class
+
+    umap_class()  # umap-learn imported with numba's cache, as the placement does
+    import umap.umap_
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pynndescent was used")
+
+    monkeypatch.setattr(umap.umap_, "nearest_neighbors", refuse)
+    monkeypatch.setattr(pynndescent, "PyNNDescentTransformer", refuse)
+    blobs = np.repeat(np.arange(3), 2800)
+    points = 10.0 * np.eye(3)[blobs] + np.random.default_rng(0).normal(size=(blobs.size, 3))
+    assert adjusted_rand_score(blobs, leiden_labels(points, 3)) == 1.0
+    half = slice(None, None, 2)
+    assert adjusted_rand_score(blobs[half], cluster_latent(points[half], 3, "umap")) == 1.0
 
 
 def test_leiden_placement_follows_elongated_clusters_with_exactly_k_groups():

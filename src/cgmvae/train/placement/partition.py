@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -28,6 +30,10 @@ KMEANS_RESTARTS = 100
 
 #: Gaussian mixtures fitted to the UMAP embedding; their consensus is the placement.
 GMM_RESTARTS = 10
+
+#: From this many rows UMAP gets exact neighbours from scikit-learn (:func:`umap_neighbours`);
+#: below it umap-learn computes them exactly itself.
+UMAP_EXACT_FROM = 4096
 
 
 def check_placement(method: str) -> str:
@@ -85,14 +91,17 @@ def cluster_latent(
         latent.shape[0],
         " and ".join(names),
     )
-    candidates = {name: PARTITIONS[name](latent, n_clusters, seed, n_neighbors) for name in names}
+    table = functools.cache(functools.partial(neighbour_table, latent, n_neighbors + 1))
+    candidates = {
+        name: PARTITIONS[name](latent, n_clusters, seed, n_neighbors, table) for name in names
+    }
     candidates = {name: labels for name, labels in candidates.items() if labels is not None}
     if not candidates:
         if fallback is None:
             return None
         logger.info("No %s partition has %d groups; placing by %s.", method, n_clusters, fallback)
-        candidates[fallback] = PARTITIONS[fallback](latent, n_clusters, seed, n_neighbors)
-    chosen = _best_partition(latent, candidates, n_neighbors)
+        candidates[fallback] = PARTITIONS[fallback](latent, n_clusters, seed, n_neighbors, table)
+    chosen = _best_partition(candidates, table)
     logger.info(
         "Placed the mixture's %d clusters by %s on %d cells in %.1f s.",
         n_clusters,
@@ -108,11 +117,14 @@ def leiden_labels(
     n_clusters: int,
     seed: int | None = 0,
     n_neighbors: int = 15,
+    table: Callable[[], tuple] | None = None,
 ) -> np.ndarray | None:
     """Leiden communities of the rows of ``latent``, exactly ``n_clusters`` of them.
 
-    Builds scanpy's neighbour graph of the latent and searches the resolution
-    (:func:`leiden_with_k`). Returns ``None`` when no resolution gives ``n_clusters``.
+    Builds scanpy's neighbour graph of the latent from exact neighbours (scanpy's choice below
+    8,192 rows; above, its approximate search would compile pynndescent in every process, see
+    :func:`umap_neighbours`) and searches the resolution (:func:`leiden_with_k`). Returns
+    ``None`` when no resolution gives ``n_clusters``. ``table`` is unused.
     """
     import anndata
     import scanpy as sc
@@ -123,7 +135,11 @@ def leiden_labels(
     graph = anndata.AnnData(np.asarray(latent, dtype=np.float32))
     with quiet_numba_cache():
         sc.pp.neighbors(
-            graph, n_neighbors=n_neighbors, use_rep="X", random_state=0 if seed is None else seed
+            graph,
+            n_neighbors=n_neighbors,
+            use_rep="X",
+            random_state=0 if seed is None else seed,
+            transformer="sklearn",
         )
     communities = leiden_with_k(graph, n_clusters, seed)
     return None if communities is None else communities.cat.codes.to_numpy()
@@ -229,14 +245,14 @@ def split_clusters(
 
 
 def cut_fraction(
-    latent: np.ndarray,
+    latent: np.ndarray | None,
     labels: np.ndarray,
     n_neighbors: int = 15,
     neighbours: np.ndarray | None = None,
 ) -> float:
     """Fraction of the edges of the ``n_neighbors``-nearest-neighbour graph whose ends differ.
 
-    ``neighbours`` (rows: the neighbours of each cell) skips building the graph again.
+    ``neighbours`` (rows: the neighbours of each cell) skips building the graph of ``latent``.
     """
     if neighbours is None:
         neighbours = nearest_neighbours(latent, n_neighbors)
@@ -245,20 +261,28 @@ def cut_fraction(
 
 def nearest_neighbours(latent: np.ndarray, n_neighbors: int) -> np.ndarray:
     """Return the indices of each row's ``n_neighbors`` nearest other rows, ``(n, k)``."""
+    k = min(n_neighbors, latent.shape[0] - 1)
+    return neighbour_table(latent, k + 1)[1][:, 1:]
+
+
+def neighbour_table(latent: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distances and indices of each row's ``n_neighbors`` nearest rows, itself first."""
     from sklearn.neighbors import NearestNeighbors
 
-    k = min(n_neighbors, latent.shape[0] - 1)
-    return NearestNeighbors(n_neighbors=k + 1).fit(latent).kneighbors(latent)[1][:, 1:]
+    return NearestNeighbors(n_neighbors=n_neighbors).fit(latent).kneighbors(latent)
 
 
-def _best_partition(latent: np.ndarray, candidates: dict, n_neighbors: int) -> str:
-    """Name the first candidate, unless another cuts clearly fewer edges (:data:`CUT_RATIO`)."""
+def _best_partition(candidates: dict, table: Callable[[], tuple]) -> str:
+    """Name the first candidate, unless another cuts clearly fewer edges (:data:`CUT_RATIO`).
+
+    ``table()`` returns the latent's :func:`neighbour_table` (each row first).
+    """
     names = list(candidates)
     if len(names) == 1:
         return names[0]
-    neighbours = nearest_neighbours(latent, n_neighbors)
+    neighbours = table()[1][:, 1:]
     cuts = {
-        name: cut_fraction(latent, labels, neighbours=neighbours)
+        name: cut_fraction(None, labels, neighbours=neighbours)
         for name, labels in candidates.items()
     }
     default, rival = names[0], min(names[1:], key=cuts.get)
@@ -276,11 +300,12 @@ def kmeans_labels(
     n_clusters: int,
     seed: int | None,
     n_neighbors: int = 15,
+    table: Callable[[], tuple] | None = None,
     restarts: int = 10,
 ) -> np.ndarray:
     """k-means labels of the rows of ``latent``, the best of ``restarts`` starts.
 
-    ``n_neighbors`` is unused (the signature of :data:`PARTITIONS`).
+    ``n_neighbors`` and ``table`` are unused (the signature of :data:`PARTITIONS`).
     """
     from sklearn.cluster import KMeans
 
@@ -288,14 +313,22 @@ def kmeans_labels(
 
 
 def placement_kmeans_labels(
-    latent: np.ndarray, n_clusters: int, seed: int | None, n_neighbors: int = 15
+    latent: np.ndarray,
+    n_clusters: int,
+    seed: int | None,
+    n_neighbors: int = 15,
+    table: Callable[[], tuple] | None = None,
 ) -> np.ndarray:
     """k-means labels for a placement: the best of :data:`KMEANS_RESTARTS` starts."""
     return kmeans_labels(latent, n_clusters, seed, restarts=KMEANS_RESTARTS)
 
 
 def umap_gmm_labels(
-    latent: np.ndarray, n_clusters: int, seed: int | None, n_neighbors: int = 15
+    latent: np.ndarray,
+    n_clusters: int,
+    seed: int | None,
+    n_neighbors: int = 15,
+    table: Callable[[], tuple] | None = None,
 ) -> np.ndarray:
     """Cluster by a Gaussian mixture on a UMAP embedding of the latent (the N2D recipe).
 
@@ -304,7 +337,8 @@ def umap_gmm_labels(
     mixture is fitted there :data:`GMM_RESTARTS` times and their consensus
     (:func:`consensus_partition`) kept, since one fit depends much on its initialisation.
     UMAP's compiled code is cached on disk
-    (:func:`~cgmvae.cached_umap.umap_class`).
+    (:func:`~cgmvae.cached_umap.umap_class`); ``table()``, where given, returns the latent's
+    :func:`neighbour_table` with at least ``n_neighbors`` columns (:func:`umap_neighbours`).
     """
     from cgmvae.cached_umap import quiet_numba_cache, umap_class
 
@@ -314,10 +348,28 @@ def umap_gmm_labels(
         min_dist=0.0,
         random_state=seed,
         n_jobs=1,
+        precomputed_knn=umap_neighbours(latent, n_neighbors, table),
     )
-    with quiet_numba_cache():
+    with quiet_numba_cache(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "precomputed_knn", UserWarning)
         embedding = umap.fit_transform(latent)
     return gmm_consensus(embedding, n_clusters, seed)
+
+
+def umap_neighbours(
+    latent: np.ndarray, n_neighbors: int, table: Callable[[], tuple] | None = None
+) -> tuple:
+    """Exact nearest neighbours for UMAP's ``precomputed_knn`` from :data:`UMAP_EXACT_FROM` rows.
+
+    Below that size UMAP computes exact distances itself (``(None, None)`` leaves it to). Above
+    it would run pynndescent, whose ``nn_descent`` takes the distance function as an argument,
+    which numba cannot cache: it compiled again in every process (9.6 s). scikit-learn's exact
+    table (each row first, at distance 0, as pynndescent returns it) needs no compiling.
+    """
+    if latent.shape[0] < UMAP_EXACT_FROM:
+        return (None, None)
+    distances, indices = neighbour_table(latent, n_neighbors) if table is None else table()
+    return indices[:, :n_neighbors], distances[:, :n_neighbors].astype(np.float32)
 
 
 def gmm_consensus(embedding: np.ndarray, n_clusters: int, seed: int | None) -> np.ndarray:
@@ -351,7 +403,8 @@ def consensus_partition(
 
 
 #: The clustering methods a placement can use, by name: each takes the latent, the number of
-#: clusters, a seed and the neighbours of the graph, and returns one label per row (or
+#: clusters, a seed, the neighbours of the graph and a function returning the latent's
+#: :func:`neighbour_table` (computed once for all of them), and returns one label per row (or
 #: ``None`` where it finds no partition of that size).
 PARTITIONS: dict[str, Callable[..., np.ndarray | None]] = {
     "kmeans": placement_kmeans_labels,
