@@ -102,3 +102,23 @@ def test_latent_umap_keeps_its_neighbours_and_umap_under_its_own_keys():
     assert "neighbors" not in adata.uns and "X_umap" not in adata.obsm
     latent_umap(adata, "X_latent", ["group"], key_added="second", show=False)
     assert "X_second_umap" in adata.obsm and "second_neighbors" in adata.uns
+
+
+def test_latent_umap_of_tens_of_thousands_of_cells_searches_neighbours_exactly(monkeypatch):
+    """Above 8,192 cells scanpy would run pynndescent, which compiles in every process."""
+    import pynndescent
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pynndescent was used")
+
+    monkeypatch.setattr(pynndescent, "PyNNDescentTransformer", refuse)
+    groups = np.repeat(np.arange(3), 2800)
+    adata = AnnData(np.zeros((groups.size, 1), dtype=np.float32))
+    adata.obsm["X_latent"] = (10.0 * np.eye(3)[groups]).astype(np.float32)
+    adata.obsm["X_latent"] += np.random.default_rng(0).normal(size=(groups.size, 3))
+    adata.obs["group"] = pd.Categorical(groups.astype(str))
+    latent_umap(adata, "X_latent", ["group"], show=False)
+    plt.close("all")
+    neighbours = adata.obsp["latent_neighbors_distances"]
+    same_group = groups[neighbours.nonzero()[0]] == groups[neighbours.nonzero()[1]]
+    assert neighbours.shape == (8400, 8400) and same_group.all()
