@@ -5,6 +5,9 @@ every process (about 17 s of a small data set's placement) and cache none of the
 them while ``numba.njit`` / ``numba.jit`` default to ``cache=True`` keeps the machine code in
 numba's cache (beside their sources, or the user's cache folder where those are read-only), so
 later processes load it instead of compiling it. The code and its results are the same.
+A function that takes another compiled function as an argument (pynndescent's ``nn_descent``)
+is compiled again all the same; the placement and :func:`cgmvae.pl.latent_umap` search
+neighbours exactly instead of calling it.
 """
 
 from __future__ import annotations
