@@ -58,6 +58,7 @@ class LightningMixtureModel(AutoencoderTrainingPlan):
         cluster_init: float = 0.5,
         cluster_placement: str = "auto",
         placement_max_cells: int = 20_000,
+        lr_scale_after_placement: float = 0.1,
         plan_kwargs: dict | None = None,
         **model_kwargs,
     ):
@@ -66,7 +67,12 @@ class LightningMixtureModel(AutoencoderTrainingPlan):
         )
         module = self.model_cls._module_cls(n_input=n_input, n_conditions=n_conditions, **resolved)
         super().__init__(module, **{**self.model_cls._plan_defaults, **(plan_kwargs or {})})
-        placement = PlaceMixture(cluster_init, cluster_placement, placement_max_cells)
+        placement = PlaceMixture(
+            cluster_init,
+            cluster_placement,
+            placement_max_cells,
+            lr_scale_after_placement=lr_scale_after_placement,
+        )
         self._placement_callbacks = [placement]
         if n_conditions > 1:
             start = PlaceConditionEffect(n_groups=max(MIN_EFFECT_GROUPS, module.n_clusters))
@@ -106,7 +112,7 @@ class GMVAE(LightningMixtureModel):
         Features per observation (784 for 28 × 28 images; images are flattened).
     n_conditions
         Condition codes in the loader (1: none given).
-    cluster_init, cluster_placement, placement_max_cells
+    cluster_init, cluster_placement, placement_max_cells, lr_scale_after_placement
         As for :meth:`cgmvae.GMVAE.train`.
     plan_kwargs
         As for :meth:`cgmvae.GMVAE.train` (``lr``, ``warmup_end``, ...).

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import scvi
+from lightning.pytorch import Callback
 
 from cgmvae import CGMVAE
 from cgmvae.data import pbmc68k_reduced
@@ -208,6 +209,43 @@ def test_a_second_placement_must_come_after_the_first(sim_adata, cluster_refine)
     model = CGMVAE(adata, n_clusters=4)
     with pytest.raises(ValueError, match=r"cluster_refine must be a fraction in \(cluster_init"):
         model.train(max_epochs=2, cluster_init=0.5, cluster_refine=cluster_refine)
+    assert not model.is_trained
+
+
+class LearningRates(Callback):
+    """Record the learning rate each epoch starts with."""
+
+    def __init__(self):
+        self.rates = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("scale", [0.1, 0.5, 1.0])
+def test_the_learning_rate_is_scaled_once_the_mixture_is_placed(quiet, sim_adata, seeded, scale):
+    adata = sim_adata.copy()
+    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    model = CGMVAE(adata, n_clusters=4, n_hidden=16, n_latent=4)
+    rates = LearningRates()
+    model.train(
+        max_epochs=4,
+        cluster_init=0.5,
+        lr_scale_after_placement=scale,
+        plan_kwargs={"lr": 2e-3},
+        callbacks=[rates],
+        **quiet,
+    )
+    assert rates.rates == pytest.approx([2e-3, 2e-3, 2e-3 * scale, 2e-3 * scale])
+
+
+@pytest.mark.parametrize("scale", [0, -0.1, float("nan"), float("inf"), "small", None])
+def test_a_learning_rate_scale_must_be_a_positive_factor(sim_adata, scale):
+    adata = sim_adata.copy()
+    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    model = CGMVAE(adata, n_clusters=4)
+    with pytest.raises(ValueError, match="lr_scale_after_placement must be a positive factor"):
+        model.train(max_epochs=2, lr_scale_after_placement=scale)
     assert not model.is_trained
 
 

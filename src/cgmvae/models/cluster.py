@@ -16,6 +16,7 @@ PLACEMENT_ARGUMENTS = (
     "cluster_placement",
     "placement_max_cells",
     "cluster_refine",
+    "lr_scale_after_placement",
 )
 
 
@@ -67,6 +68,7 @@ class ClusterMixin:
         cluster_placement: PlacementMethod = "auto",
         placement_max_cells: int = 20_000,
         cluster_refine: float | None = None,
+        lr_scale_after_placement: float = 0.1,
         early_stopping: bool = False,
         **kwargs,
     ):
@@ -91,6 +93,11 @@ class ClusterMixin:
             once. The second placement is all or nothing: which Leiden partition it finds
             can change with the last bits of the latent, so it made the clusters depend on
             the CPU (``benchmarks/results/stability.md``). Never with known labels.
+        lr_scale_after_placement
+            Factor applied to the learning rate once the components are placed; ``1.0``
+            keeps it. The default, a tenth, lets the mixture phase refine the placed
+            clusters rather than rearrange them, which made one seed's clusters depend on
+            the CPU's floating-point kernels (``benchmarks/results/stability.md``).
         early_stopping
             Stop when the validation ELBO stops improving, but never before the mixture
             has been placed and trained for a quarter of the remaining epochs.
@@ -106,7 +113,11 @@ class ClusterMixin:
         n_placed = min(n_train, placement_max_cells)
         check_n_clusters(self.module.n_clusters, n_placed, "the placement would use")
         self._mixture_placement = PlaceMixture(
-            cluster_init, cluster_placement, placement_max_cells, cluster_refine=cluster_refine
+            cluster_init,
+            cluster_placement,
+            placement_max_cells,
+            cluster_refine=cluster_refine,
+            lr_scale_after_placement=lr_scale_after_placement,
         )
         return super().train(max_epochs, early_stopping=early_stopping, **kwargs)
 

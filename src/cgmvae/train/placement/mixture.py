@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import scvi
@@ -39,6 +40,9 @@ class PlaceMixture(Callback):
     latent the mixture has trained since (the components barely leave their first
     places, while the latent keeps improving). Not with known labels, whose placement
     already follows the latent's neighbour graph (a second one lowered the accuracy).
+    Once the components are first placed, every learning rate of the optimizers is
+    multiplied by ``lr_scale_after_placement``, so the mixture phase refines the
+    placed clusters in small steps instead of rearranging them.
 
     Parameters
     ----------
@@ -55,6 +59,11 @@ class PlaceMixture(Callback):
         Fraction of the epochs after which the components are placed again (by Leiden
         communities; they stay if no resolution gives one per cluster), later than
         ``cluster_init``; ``None`` places them once.
+    lr_scale_after_placement
+        Factor applied to the learning rates once the components are placed (``1.0``
+        keeps them). With the full step, the epochs after the placement moved the cells
+        of one seed into other clusters depending on the CPU's floating-point kernels
+        (``benchmarks/results/stability.md``).
     """
 
     def __init__(
@@ -64,6 +73,7 @@ class PlaceMixture(Callback):
         placement_max_cells: int = 20_000,
         seed: int | None = None,
         cluster_refine: float | None = None,
+        lr_scale_after_placement: float = 0.1,
     ):
         if not 0.0 <= cluster_init <= 1.0:
             raise ValueError(f"cluster_init must be a fraction in [0, 1], got {cluster_init}.")
@@ -74,6 +84,13 @@ class PlaceMixture(Callback):
                 f"cluster_refine must be a fraction in (cluster_init, 1] = ({cluster_init}, 1], "
                 f"got {cluster_refine}; pass cluster_refine=None to place the mixture once."
             )
+        scale = lr_scale_after_placement
+        if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
+            raise ValueError(
+                "lr_scale_after_placement must be a positive factor, got "
+                f"{lr_scale_after_placement!r}; pass 1.0 to keep the learning rate."
+            )
+        self.lr_scale_after_placement = float(lr_scale_after_placement)
         self.cluster_refine = cluster_refine
         self.cluster_init = cluster_init
         self.cluster_placement = check_placement(cluster_placement)
@@ -94,7 +111,10 @@ class PlaceMixture(Callback):
         """Place the components once ``cluster_init`` of the epochs are done, and refine."""
         epochs_done = trainer.current_epoch + 1
         if epochs_done >= self.placement_epoch(trainer.max_epochs):
+            placed_before = pl_module.module.mixture_placed
             self.place(trainer, pl_module.module)
+            if not placed_before:
+                scale_learning_rates(trainer, self.lr_scale_after_placement)
         if epochs_done != self.refine_epoch(trainer.max_epochs):
             return
         if pl_module.module.n_labels > 0:
@@ -167,6 +187,15 @@ class PlaceMixture(Callback):
         if module.places_specific_effect:
             pseudo_bulk = cluster_pseudo_bulk(module, loader, self.placement_max_cells)
             module.place_specific_effect(*pseudo_bulk)
+
+
+def scale_learning_rates(trainer: Trainer, factor: float) -> None:
+    """Multiply the learning rate of every parameter group of ``trainer``'s optimizers."""
+    if factor == 1.0:
+        return
+    for optimizer in trainer.optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] *= factor
 
 
 @torch.no_grad()
