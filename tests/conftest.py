@@ -5,6 +5,7 @@ import os
 
 import pytest
 import scvi
+from lightning.pytorch import Callback
 
 from cgmvae.data import simulate
 
@@ -45,3 +46,19 @@ def logged():
     logger.addHandler(handler)
     yield records
     logger.removeHandler(handler)
+
+
+class LearningRateRecorder(Callback):
+    """Records the learning rate of the first parameter group as each epoch starts."""
+
+    def __init__(self):
+        self.rates = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+@pytest.fixture
+def learning_rates():
+    """A callback for ``train(callbacks=[...])``; its ``rates`` hold each epoch's learning rate."""
+    return LearningRateRecorder()

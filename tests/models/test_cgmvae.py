@@ -4,7 +4,6 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import scvi
-from lightning.pytorch import Callback
 
 from cgmvae import CGMVAE
 from cgmvae.data import pbmc68k_reduced
@@ -212,31 +211,22 @@ def test_a_second_placement_must_come_after_the_first(sim_adata, cluster_refine)
     assert not model.is_trained
 
 
-class LearningRates(Callback):
-    """Record the learning rate each epoch starts with."""
-
-    def __init__(self):
-        self.rates = []
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
-
-
 @pytest.mark.parametrize("scale", [0.1, 0.5, 1.0])
-def test_the_learning_rate_is_scaled_once_the_mixture_is_placed(quiet, sim_adata, seeded, scale):
+def test_the_learning_rate_is_scaled_once_the_mixture_is_placed(
+    quiet, sim_adata, seeded, scale, learning_rates
+):
     adata = sim_adata.copy()
     CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
     model = CGMVAE(adata, n_clusters=4, n_hidden=16, n_latent=4)
-    rates = LearningRates()
     model.train(
         max_epochs=4,
         cluster_init=0.5,
         lr_scale_after_placement=scale,
         plan_kwargs={"lr": 2e-3},
-        callbacks=[rates],
+        callbacks=[learning_rates],
         **quiet,
     )
-    assert rates.rates == pytest.approx([2e-3, 2e-3, 2e-3 * scale, 2e-3 * scale])
+    assert learning_rates.rates == pytest.approx([2e-3, 2e-3, 2e-3 * scale, 2e-3 * scale])
 
 
 @pytest.mark.parametrize("scale", [0, -0.1, float("nan"), float("inf"), "small", None])

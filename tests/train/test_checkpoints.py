@@ -26,14 +26,6 @@ class StopAfterEpoch(Callback):
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-class RecordLearningRate(Callback):
-    def __init__(self, rates: list):
-        self.rates = rates
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
-
-
 def build(adata):
     scvi.settings.seed = 0
     CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
@@ -69,7 +61,7 @@ def test_an_interrupted_first_run_is_marked_untrained_and_says_how_to_resume(
 
 
 def test_training_resumes_from_the_last_checkpoint_without_placing_again(
-    quiet, sim_adata, tmp_path, monkeypatch
+    quiet, sim_adata, tmp_path, monkeypatch, learning_rates
 ):
     adata = sim_adata.copy()
     interrupted, _ = interrupted_run(adata, quiet, tmp_path, "ctrl-c")
@@ -81,15 +73,15 @@ def test_training_resumes_from_the_last_checkpoint_without_placing_again(
 
     monkeypatch.setattr(cgmvae.train.placement.mixture, "cluster_latent", no_second_placement)
     resumed = build(adata)
-    rates = []
     resumed.train(
         max_epochs=10,
         ckpt_path=str(checkpoint),
-        callbacks=[RecordLearningRate(rates)],
+        callbacks=[learning_rates],
         **quiet,
     )
     assert resumed.is_trained_
-    assert rates == pytest.approx([1e-3 * 0.1] * 6)  # scaled once, at the first placement
+    # scaled once, at the first placement, and kept by the checkpoint
+    assert learning_rates.rates == pytest.approx([1e-3 * 0.1] * 6)
     errors = resumed.history["reconstruction_loss_train"].iloc[:, 0]
     assert len(errors) == 6  # epochs 5-10; the checkpoint was written after epoch 4
     fresh = interrupted.history["reconstruction_loss_train"].iloc[:, 0]
