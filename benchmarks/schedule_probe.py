@@ -1,22 +1,21 @@
-"""Does a smaller step *before* the placement make the placed partition travel across CPUs?
+"""When should the learning rate shrink? A screen of ``train(lr_scale=..., lr_scale_at=...)``.
 
-A probe for issue 25, beside ``stability.py``: it runs that harness's cases (the model at its
-defaults, each run a fresh process under ``ATEN_CPU_CAPABILITY`` and 1 or 2 torch threads) with
-one change to the learning-rate schedule of the mixture models:
+A probe for issue 25, beside ``stability.py``: it runs that harness's cases (each run a fresh
+process under ``ATEN_CPU_CAPABILITY`` and 1 or 2 torch threads) with the mixture models'
+learning-rate schedule set by the variant:
 
-- ``settle``: every learning rate ×``--scale`` from ``--at`` of the epochs on (before the
-  placement at ``cluster_init``), and no further scaling at the placement
-  (``lr_scale_after_placement=1.0``), so the latent the mixture is placed on comes from small
-  steps rather than the last full steps of the VAE phase;
-- ``default``: the package's defaults (``lr_scale_after_placement=0.1``), for comparison in
-  the same invocation.
+- ``settle``: every learning rate ×``--scale`` after ``--at`` of the epochs
+  (``lr_scale=--scale, lr_scale_at=--at``; the package's default is 0.1 at 0.4, shortly before
+  the placement at ``cluster_init=0.5``);
+- ``at_placement``: ×``--scale`` when the mixture is placed (``lr_scale_at=None``), the
+  package's default before ``lr_scale_at`` existed.
 
-Hypothesis: part of the 5–8 % by which one seed's latent at the placement differs between
-kernels (``clustering_ablation.md``) is the noise of the last full-size steps; settling first
-shrinks it, so k-means lands on the same optimum more often. Runs are appended to
+Runs recorded before ``lr_scale_at`` existed carry the variant ``default``, which then meant
+``at_placement`` with scale 0.1 (their ``settle`` runs were made by a callback with the same
+effect as ``lr_scale_at``). Runs are appended to
 ``benchmarks/results/schedule_probe_runs.jsonl``; ``--report`` prints the table per variant.
 
-Usage: ``python benchmarks/schedule_probe.py --cases pbmc68k --seeds 1 --variants settle``
+Usage: ``python benchmarks/schedule_probe.py --cases pbmc68k --seeds 1 --at 0.3``
 """
 
 from __future__ import annotations
@@ -36,34 +35,17 @@ from harness import RESULTS, environment
 RUNS = RESULTS / "schedule_probe_runs.jsonl"
 
 
-def settle_from(at: float, scale: float):
-    """A callback scaling every learning rate by ``scale`` once ``at`` of the epochs are done."""
-    from lightning.pytorch import Callback
-
-    from cgmvae.train.placement.mixture import scale_learning_rates
-
-    class Settle(Callback):
-        def on_train_epoch_start(self, trainer, pl_module):
-            if trainer.current_epoch == max(1, round(at * trainer.max_epochs)):
-                scale_learning_rates(trainer, scale)
-
-    return Settle()
-
-
 def use_variant(variant: str, at: float, scale: float) -> None:
     """Make every mixture model's ``train`` in this process follow ``variant``."""
     from cgmvae.models.cluster import ClusterMixin
 
-    if variant == "default":
-        return
     train = ClusterMixin.train
+    schedule = {"lr_scale": scale, "lr_scale_at": at if variant == "settle" else None}
 
-    def settled_train(self, *args, **kwargs):
-        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), settle_from(at, scale)]
-        kwargs["lr_scale_after_placement"] = 1.0
-        return train(self, *args, **kwargs)
+    def scheduled_train(self, *args, **kwargs):
+        return train(self, *args, **{**kwargs, **schedule})
 
-    ClusterMixin.train = settled_train
+    ClusterMixin.train = scheduled_train
 
 
 def child(case: str, seed: int, threads: int, variant: str, at: float, scale: float) -> None:
@@ -114,7 +96,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--capabilities", nargs="+", default=None)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--variants", nargs="+", choices=["settle", "default"], default=["settle"])
+    variants = ["settle", "at_placement"]
+    parser.add_argument("--variants", nargs="+", choices=variants, default=["settle"])
     parser.add_argument("--at", type=float, default=0.4, help="fraction of the epochs")
     parser.add_argument("--scale", type=float, default=0.1, help="learning-rate factor")
     parser.add_argument("--report", action="store_true", help="print the recorded runs")

@@ -58,7 +58,8 @@ class LightningMixtureModel(AutoencoderTrainingPlan):
         cluster_init: float = 0.5,
         cluster_placement: str = "auto",
         placement_max_cells: int = 20_000,
-        lr_scale_after_placement: float = 0.1,
+        lr_scale: float = 0.1,
+        lr_scale_at: float | None = 0.4,
         plan_kwargs: dict | None = None,
         **model_kwargs,
     ):
@@ -71,7 +72,8 @@ class LightningMixtureModel(AutoencoderTrainingPlan):
             cluster_init,
             cluster_placement,
             placement_max_cells,
-            lr_scale_after_placement=lr_scale_after_placement,
+            lr_scale=lr_scale,
+            lr_scale_at=lr_scale_at,
         )
         self._placement_callbacks = [placement]
         if n_conditions > 1:
@@ -112,7 +114,7 @@ class GMVAE(LightningMixtureModel):
         Features per observation (784 for 28 × 28 images; images are flattened).
     n_conditions
         Condition codes in the loader (1: none given).
-    cluster_init, cluster_placement, placement_max_cells, lr_scale_after_placement
+    cluster_init, cluster_placement, placement_max_cells, lr_scale, lr_scale_at
         As for :meth:`cgmvae.GMVAE.train`.
     plan_kwargs
         As for :meth:`cgmvae.GMVAE.train` (``lr``, ``warmup_end``, ...).

@@ -211,31 +211,52 @@ def test_a_second_placement_must_come_after_the_first(sim_adata, cluster_refine)
     assert not model.is_trained
 
 
-@pytest.mark.parametrize("scale", [0.1, 0.5, 1.0])
-def test_the_learning_rate_is_scaled_once_the_mixture_is_placed(
-    quiet, sim_adata, seeded, scale, learning_rates
+@pytest.mark.parametrize(
+    ("scale", "scale_at", "epochs_at_full_step"),
+    [(0.1, 0.4, 2), (0.5, 0.4, 2), (1.0, 0.4, 5), (0.1, None, 3), (0.1, 0.8, 4)],
+)
+def test_the_learning_rate_is_scaled_once_after_the_given_fraction_of_the_epochs(
+    quiet, sim_adata, seeded, scale, scale_at, epochs_at_full_step, learning_rates
 ):
     adata = sim_adata.copy()
     CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
     model = CGMVAE(adata, n_clusters=4, n_hidden=16, n_latent=4)
     model.train(
-        max_epochs=4,
-        cluster_init=0.5,
-        lr_scale_after_placement=scale,
+        max_epochs=5,
+        cluster_init=0.6,  # placed after 3 epochs; lr_scale_at=None scales then
+        lr_scale=scale,
+        lr_scale_at=scale_at,
         plan_kwargs={"lr": 2e-3},
         callbacks=[learning_rates],
         **quiet,
     )
-    assert learning_rates.rates == pytest.approx([2e-3, 2e-3, 2e-3 * scale, 2e-3 * scale])
+    full, scaled = [2e-3] * epochs_at_full_step, [2e-3 * scale] * (5 - epochs_at_full_step)
+    assert learning_rates.rates == pytest.approx(full + scaled)
 
 
-@pytest.mark.parametrize("scale", [0, -0.1, float("nan"), float("inf"), "small", None])
-def test_a_learning_rate_scale_must_be_a_positive_factor(sim_adata, scale):
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"lr_scale": 0}, ValueError, "lr_scale must be positive and finite"),
+        ({"lr_scale": -0.1}, ValueError, "lr_scale must be positive and finite"),
+        ({"lr_scale": float("nan")}, ValueError, "lr_scale must be positive and finite"),
+        ({"lr_scale": float("inf")}, ValueError, "lr_scale must be positive and finite"),
+        ({"lr_scale": "small"}, TypeError, "lr_scale must be a number"),
+        ({"lr_scale": None}, TypeError, "lr_scale must be a number"),
+        ({"lr_scale_at": 0}, ValueError, r"lr_scale_at must be a fraction in \(0, 1\]"),
+        ({"lr_scale_at": 1.5}, ValueError, r"lr_scale_at must be a fraction in \(0, 1\]"),
+        ({"lr_scale_at": float("nan")}, ValueError, r"lr_scale_at must be a fraction in"),
+        ({"lr_scale_at": "early"}, TypeError, "lr_scale_at must be a number"),
+    ],
+)
+def test_a_learning_rate_scale_must_be_a_positive_factor_at_a_fraction(
+    sim_adata, arguments, error, message
+):
     adata = sim_adata.copy()
     CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
     model = CGMVAE(adata, n_clusters=4)
-    with pytest.raises(ValueError, match="lr_scale_after_placement must be a positive factor"):
-        model.train(max_epochs=2, lr_scale_after_placement=scale)
+    with pytest.raises(error, match=message):
+        model.train(max_epochs=2, **arguments)
     assert not model.is_trained
 
 

@@ -80,7 +80,7 @@ def test_training_resumes_from_the_last_checkpoint_without_placing_again(
         **quiet,
     )
     assert resumed.is_trained_
-    # scaled once, at the first placement, and kept by the checkpoint
+    # scaled once, after 0.4 of the epochs, and kept by the checkpoint
     assert learning_rates.rates == pytest.approx([1e-3 * 0.1] * 6)
     errors = resumed.history["reconstruction_loss_train"].iloc[:, 0]
     assert len(errors) == 6  # epochs 5-10; the checkpoint was written after epoch 4

@@ -16,7 +16,8 @@ PLACEMENT_ARGUMENTS = (
     "cluster_placement",
     "placement_max_cells",
     "cluster_refine",
-    "lr_scale_after_placement",
+    "lr_scale",
+    "lr_scale_at",
 )
 
 
@@ -68,7 +69,8 @@ class ClusterMixin:
         cluster_placement: PlacementMethod = "auto",
         placement_max_cells: int = 20_000,
         cluster_refine: float | None = None,
-        lr_scale_after_placement: float = 0.1,
+        lr_scale: float = 0.1,
+        lr_scale_at: float | None = 0.4,
         early_stopping: bool = False,
         **kwargs,
     ):
@@ -93,11 +95,16 @@ class ClusterMixin:
             once. The second placement is all or nothing: which Leiden partition it finds
             can change with the last bits of the latent, so it made the clusters depend on
             the CPU (``benchmarks/results/stability.md``). Never with known labels.
-        lr_scale_after_placement
-            Factor applied to the learning rate once the components are placed; ``1.0``
-            keeps it. The default, a tenth, lets the mixture phase refine the placed
-            clusters rather than rearrange them, which made one seed's clusters depend on
-            the CPU's floating-point kernels (``benchmarks/results/stability.md``).
+        lr_scale
+            Factor applied to every learning rate once, after ``lr_scale_at`` of the epochs;
+            ``1.0`` keeps them. At the full step, training moved one seed's latent and
+            clusters differently under each CPU's floating-point kernels
+            (``benchmarks/results/stability.md``); a tenth lets the latent settle before
+            the placement and the mixture phase refine the placed clusters.
+        lr_scale_at
+            Fraction of the epochs after which the learning rates are scaled, by default
+            shortly before the placement at ``cluster_init``; ``None`` scales them when the
+            mixture is placed.
         early_stopping
             Stop when the validation ELBO stops improving, but never before the mixture
             has been placed and trained for a quarter of the remaining epochs.
@@ -117,7 +124,8 @@ class ClusterMixin:
             cluster_placement,
             placement_max_cells,
             cluster_refine=cluster_refine,
-            lr_scale_after_placement=lr_scale_after_placement,
+            lr_scale=lr_scale,
+            lr_scale_at=lr_scale_at,
         )
         return super().train(max_epochs, early_stopping=early_stopping, **kwargs)
 

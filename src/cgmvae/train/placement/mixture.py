@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 import scvi
@@ -22,6 +21,7 @@ from cgmvae.train.placement.partition import (
     spread_labels,
 )
 from cgmvae.train.placement.pseudo_bulk import cluster_pseudo_bulk
+from cgmvae.validation import check_positive, check_real
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +40,10 @@ class PlaceMixture(Callback):
     latent the mixture has trained since (the components barely leave their first
     places, while the latent keeps improving). Not with known labels, whose placement
     already follows the latent's neighbour graph (a second one lowered the accuracy).
-    Once the components are first placed, every learning rate of the optimizers is
-    multiplied by ``lr_scale_after_placement``, so the mixture phase refines the
-    placed clusters in small steps instead of rearranging them.
+    After ``lr_scale_at`` of the epochs (by default shortly before the placement), every
+    learning rate of the optimizers is multiplied by ``lr_scale``, so the latent settles
+    before it is clustered and the mixture phase refines the placed clusters in small
+    steps instead of rearranging them.
 
     Parameters
     ----------
@@ -59,11 +60,14 @@ class PlaceMixture(Callback):
         Fraction of the epochs after which the components are placed again (by Leiden
         communities; they stay if no resolution gives one per cluster), later than
         ``cluster_init``; ``None`` places them once.
-    lr_scale_after_placement
-        Factor applied to the learning rates once the components are placed (``1.0``
-        keeps them). With the full step, the epochs after the placement moved the cells
-        of one seed into other clusters depending on the CPU's floating-point kernels
+    lr_scale
+        Factor applied to the learning rates once (``1.0`` keeps them). With the full
+        step, the epochs after the placement moved the cells of one seed into other
+        clusters depending on the CPU's floating-point kernels
         (``benchmarks/results/stability.md``).
+    lr_scale_at
+        Fraction of the epochs after which the learning rates are scaled; ``None`` scales
+        them when the components are first placed.
     """
 
     def __init__(
@@ -73,7 +77,8 @@ class PlaceMixture(Callback):
         placement_max_cells: int = 20_000,
         seed: int | None = None,
         cluster_refine: float | None = None,
-        lr_scale_after_placement: float = 0.1,
+        lr_scale: float = 0.1,
+        lr_scale_at: float | None = 0.4,
     ):
         if not 0.0 <= cluster_init <= 1.0:
             raise ValueError(f"cluster_init must be a fraction in [0, 1], got {cluster_init}.")
@@ -84,13 +89,16 @@ class PlaceMixture(Callback):
                 f"cluster_refine must be a fraction in (cluster_init, 1] = ({cluster_init}, 1], "
                 f"got {cluster_refine}; pass cluster_refine=None to place the mixture once."
             )
-        scale = lr_scale_after_placement
-        if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
-            raise ValueError(
-                "lr_scale_after_placement must be a positive factor, got "
-                f"{lr_scale_after_placement!r}; pass 1.0 to keep the learning rate."
-            )
-        self.lr_scale_after_placement = float(lr_scale_after_placement)
+        check_positive("lr_scale", lr_scale, hint="pass 1.0 to keep the learning rate")
+        if lr_scale_at is not None:
+            check_real("lr_scale_at", lr_scale_at)
+            if not 0 < lr_scale_at <= 1:
+                raise ValueError(
+                    f"lr_scale_at must be a fraction in (0, 1], not {lr_scale_at!r}; pass None "
+                    "to scale the learning rate when the mixture is placed."
+                )
+        self.lr_scale = float(lr_scale)
+        self.lr_scale_at = lr_scale_at
         self.cluster_refine = cluster_refine
         self.cluster_init = cluster_init
         self.cluster_placement = check_placement(cluster_placement)
@@ -100,6 +108,12 @@ class PlaceMixture(Callback):
     def placement_epoch(self, max_epochs: int) -> int:
         """Return the number of epochs after which the components are placed (at least 1)."""
         return max(1, round(self.cluster_init * max_epochs))
+
+    def scale_epoch(self, max_epochs: int) -> int:
+        """Return the number of epochs after which the learning rates are scaled."""
+        if self.lr_scale_at is None:
+            return self.placement_epoch(max_epochs)
+        return max(1, round(self.lr_scale_at * max_epochs))
 
     def refine_epoch(self, max_epochs: int) -> int | None:
         """Return the number of epochs after which the components are placed again."""
@@ -111,10 +125,9 @@ class PlaceMixture(Callback):
         """Place the components once ``cluster_init`` of the epochs are done, and refine."""
         epochs_done = trainer.current_epoch + 1
         if epochs_done >= self.placement_epoch(trainer.max_epochs):
-            placed_before = pl_module.module.mixture_placed
             self.place(trainer, pl_module.module)
-            if not placed_before:
-                scale_learning_rates(trainer, self.lr_scale_after_placement)
+        if epochs_done == self.scale_epoch(trainer.max_epochs):
+            scale_learning_rates(trainer, self.lr_scale)
         if epochs_done != self.refine_epoch(trainer.max_epochs):
             return
         if pl_module.module.n_labels > 0:
