@@ -18,6 +18,7 @@ training.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 import numpy as np
@@ -25,9 +26,11 @@ import torch
 
 from cgmvae import models
 from cgmvae.constants import MODULE_KEYS
+from cgmvae.models.cluster import PLACEMENT_ARGUMENTS
 from cgmvae.train.batches import registry_batch
-from cgmvae.train.placement import PlaceConditionEffect, PlaceMixture
+from cgmvae.train.placement import PlaceConditionEffect
 from cgmvae.train.placement.effect import MIN_EFFECT_GROUPS
+from cgmvae.train.placement.mixture import mixture_callbacks
 from cgmvae.train.plan import AutoencoderTrainingPlan
 
 
@@ -39,8 +42,19 @@ def model_arguments(model_cls: type, given: dict) -> dict:
     if unknown:
         raise TypeError(
             f"{model_cls.__name__} has no argument {', '.join(map(repr, unknown))}; it takes "
-            f"{', '.join(names)}."
+            f"{', '.join(names)}, and {', '.join(PLACEMENT_ARGUMENTS)} as its train() does."
         )
+    return defaults_of(model_cls, names, given)
+
+
+def placement_arguments(model_cls: type, given: dict) -> dict:
+    """Return the defaults of ``model_cls.train``'s placement arguments updated with ``given``."""
+    return defaults_of(model_cls.train, PLACEMENT_ARGUMENTS, given)
+
+
+def defaults_of(function: Callable, names: Iterable[str], given: dict) -> dict:
+    """Return ``function``'s defaults of the arguments ``names``, updated with ``given``."""
+    parameters = inspect.signature(function).parameters
     return {name: given.get(name, parameters[name].default) for name in names}
 
 
@@ -55,27 +69,16 @@ class LightningMixtureModel(AutoencoderTrainingPlan):
         n_input: int,
         *,
         n_conditions: int = 1,
-        cluster_init: float = 0.5,
-        cluster_placement: str = "auto",
-        placement_max_cells: int = 20_000,
-        lr_scale: float = 0.1,
-        lr_scale_at: float | None = 0.4,
         plan_kwargs: dict | None = None,
-        **model_kwargs,
+        **kwargs,
     ):
-        resolved = self.model_cls._resolve_module_kwargs(
-            model_arguments(self.model_cls, model_kwargs)
-        )
+        placement = {name: kwargs.pop(name) for name in PLACEMENT_ARGUMENTS if name in kwargs}
+        resolved = self.model_cls._resolve_module_kwargs(model_arguments(self.model_cls, kwargs))
         module = self.model_cls._module_cls(n_input=n_input, n_conditions=n_conditions, **resolved)
         super().__init__(module, **{**self.model_cls._plan_defaults, **(plan_kwargs or {})})
-        placement = PlaceMixture(
-            cluster_init,
-            cluster_placement,
-            placement_max_cells,
-            lr_scale=lr_scale,
-            lr_scale_at=lr_scale_at,
+        self._placement_callbacks = list(
+            mixture_callbacks(**placement_arguments(self.model_cls, placement))
         )
-        self._placement_callbacks = [placement]
         if n_conditions > 1:
             start = PlaceConditionEffect(n_groups=max(MIN_EFFECT_GROUPS, module.n_clusters))
             self._placement_callbacks.insert(0, start)
@@ -114,13 +117,13 @@ class GMVAE(LightningMixtureModel):
         Features per observation (784 for 28 × 28 images; images are flattened).
     n_conditions
         Condition codes in the loader (1: none given).
-    cluster_init, cluster_placement, placement_max_cells, lr_scale, lr_scale_at
-        As for :meth:`cgmvae.GMVAE.train`.
     plan_kwargs
         As for :meth:`cgmvae.GMVAE.train` (``lr``, ``warmup_end``, ...).
-    **model_kwargs
-        Any argument of :class:`cgmvae.GMVAE` (``n_clusters``, ``likelihood``, ...), with its
-        defaults.
+    **kwargs
+        Any argument of :class:`cgmvae.GMVAE` (``n_clusters``, ``likelihood``, ...) and the
+        placement arguments of :meth:`cgmvae.GMVAE.train` (``cluster_init``,
+        ``cluster_placement``, ``placement_max_cells``, ``cluster_refine``, ``lr_scale``,
+        ``lr_scale_at``), with their defaults there.
     """
 
     model_cls = models.GMVAE

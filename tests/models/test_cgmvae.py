@@ -213,7 +213,7 @@ def test_a_second_placement_must_come_after_the_first(sim_adata, cluster_refine)
 
 @pytest.mark.parametrize(
     ("scale", "scale_at", "epochs_at_full_step"),
-    [(0.1, 0.4, 2), (0.5, 0.4, 2), (1.0, 0.4, 5), (0.1, None, 3), (0.1, 0.8, 4)],
+    [(0.1, 0.4, 2), (0.5, 0.4, 2), (1.0, 0.4, 5), (0.1, None, 3), (0.1, 0.8, 4), (0.1, 0.0, 1)],
 )
 def test_the_learning_rate_is_scaled_once_after_the_given_fraction_of_the_epochs(
     quiet, sim_adata, seeded, scale, scale_at, epochs_at_full_step, learning_rates
@@ -243,8 +243,8 @@ def test_the_learning_rate_is_scaled_once_after_the_given_fraction_of_the_epochs
         ({"lr_scale": float("inf")}, ValueError, "lr_scale must be positive and finite"),
         ({"lr_scale": "small"}, TypeError, "lr_scale must be a number"),
         ({"lr_scale": None}, TypeError, "lr_scale must be a number"),
-        ({"lr_scale_at": 0}, ValueError, r"lr_scale_at must be a fraction in \(0, 1\]"),
-        ({"lr_scale_at": 1.5}, ValueError, r"lr_scale_at must be a fraction in \(0, 1\]"),
+        ({"lr_scale_at": -0.1}, ValueError, r"lr_scale_at must be a fraction in \[0, 1\]"),
+        ({"lr_scale_at": 1.5}, ValueError, r"lr_scale_at must be a fraction in \[0, 1\]"),
         ({"lr_scale_at": float("nan")}, ValueError, r"lr_scale_at must be a fraction in"),
         ({"lr_scale_at": "early"}, TypeError, "lr_scale_at must be a number"),
     ],

@@ -8,7 +8,7 @@ import torch
 from anndata import AnnData
 
 from cgmvae.constants import MODULE_KEYS, REGISTRY_KEYS, PlacementMethod
-from cgmvae.train.placement import PlaceMixture
+from cgmvae.train.placement.mixture import mixture_callbacks
 from cgmvae.validation import check_n_clusters
 
 PLACEMENT_ARGUMENTS = (
@@ -102,9 +102,9 @@ class ClusterMixin:
             (``benchmarks/results/stability.md``); a tenth lets the latent settle before
             the placement and the mixture phase refine the placed clusters.
         lr_scale_at
-            Fraction of the epochs after which the learning rates are scaled, by default
-            shortly before the placement at ``cluster_init``; ``None`` scales them when the
-            mixture is placed.
+            Fraction of the epochs in [0, 1] after which the learning rates are scaled, by
+            default shortly before the placement at ``cluster_init``; ``None`` scales them
+            when the mixture is placed.
         early_stopping
             Stop when the validation ELBO stops improving, but never before the mixture
             has been placed and trained for a quarter of the remaining epochs.
@@ -119,23 +119,23 @@ class ClusterMixin:
         )
         n_placed = min(n_train, placement_max_cells)
         check_n_clusters(self.module.n_clusters, n_placed, "the placement would use")
-        self._mixture_placement = PlaceMixture(
+        self._mixture_callbacks = mixture_callbacks(
             cluster_init,
             cluster_placement,
             placement_max_cells,
-            cluster_refine=cluster_refine,
-            lr_scale=lr_scale,
-            lr_scale_at=lr_scale_at,
+            cluster_refine,
+            lr_scale,
+            lr_scale_at,
         )
         return super().train(max_epochs, early_stopping=early_stopping, **kwargs)
 
     def _training_callbacks(self, max_epochs: int) -> list:
-        """Add the mixture placement that :meth:`train` set up."""
-        return [*super()._training_callbacks(max_epochs), self._mixture_placement]
+        """Add the mixture placement and learning-rate step that :meth:`train` set up."""
+        return [*super()._training_callbacks(max_epochs), *self._mixture_callbacks]
 
     def _earliest_stop(self, max_epochs: int) -> int:
         """Return a quarter of the remaining epochs (at least one) after the placement."""
-        placed = self._mixture_placement.placement_epoch(max_epochs)
+        placed = self._mixture_callbacks[0].placement_epoch(max_epochs)
         return placed + max(1, (max_epochs - placed) // 4)
 
     def _misplaced_plan_kwargs(self) -> dict[str, str]:

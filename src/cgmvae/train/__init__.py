@@ -3,6 +3,7 @@
 from cgmvae.train.checkpoints import PeriodicCheckpoint
 from cgmvae.train.distributed import share_from_rank_zero
 from cgmvae.train.epoch_metrics import EpochTotals
+from cgmvae.train.learning_rate import ScaleLearningRate
 from cgmvae.train.placement import (
     PlaceConditionEffect,
     PlaceMixture,
@@ -20,6 +21,7 @@ __all__ = [
     "PeriodicCheckpoint",
     "PlaceConditionEffect",
     "PlaceMixture",
+    "ScaleLearningRate",
     "cluster_latent",
     "consensus_partition",
     "cut_fraction",

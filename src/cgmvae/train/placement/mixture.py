@@ -1,4 +1,7 @@
-"""The Lightning callback that places a mixture prior once the latent has warmed up."""
+"""The Lightning callback that places a mixture prior once the latent has warmed up.
+
+:func:`mixture_callbacks` returns it with the learning-rate step the models train with.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from cgmvae.constants import MODULE_KEYS, PlacementMethod
 from cgmvae.train.batches import first_batches
 from cgmvae.train.distributed import share_from_rank_zero
+from cgmvae.train.learning_rate import ScaleLearningRate
 from cgmvae.train.placement.partition import (
     check_placement,
     cluster_latent,
@@ -21,7 +25,6 @@ from cgmvae.train.placement.partition import (
     spread_labels,
 )
 from cgmvae.train.placement.pseudo_bulk import cluster_pseudo_bulk
-from cgmvae.validation import check_positive, check_real
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +43,8 @@ class PlaceMixture(Callback):
     latent the mixture has trained since (the components barely leave their first
     places, while the latent keeps improving). Not with known labels, whose placement
     already follows the latent's neighbour graph (a second one lowered the accuracy).
-    After ``lr_scale_at`` of the epochs (by default shortly before the placement), every
-    learning rate of the optimizers is multiplied by ``lr_scale``, so the latent settles
-    before it is clustered and the mixture phase refines the placed clusters in small
-    steps instead of rearranging them.
+    The models train with it a :class:`~cgmvae.train.learning_rate.ScaleLearningRate`
+    (:func:`mixture_callbacks`).
 
     Parameters
     ----------
@@ -60,25 +61,15 @@ class PlaceMixture(Callback):
         Fraction of the epochs after which the components are placed again (by Leiden
         communities; they stay if no resolution gives one per cluster), later than
         ``cluster_init``; ``None`` places them once.
-    lr_scale
-        Factor applied to the learning rates once (``1.0`` keeps them). With the full
-        step, the epochs after the placement moved the cells of one seed into other
-        clusters depending on the CPU's floating-point kernels
-        (``benchmarks/results/stability.md``).
-    lr_scale_at
-        Fraction of the epochs after which the learning rates are scaled; ``None`` scales
-        them when the components are first placed.
     """
 
     def __init__(
         self,
-        cluster_init: float = 0.5,
-        cluster_placement: PlacementMethod = "auto",
-        placement_max_cells: int = 20_000,
+        cluster_init: float,
+        cluster_placement: PlacementMethod,
+        placement_max_cells: int,
         seed: int | None = None,
         cluster_refine: float | None = None,
-        lr_scale: float = 0.1,
-        lr_scale_at: float | None = 0.4,
     ):
         if not 0.0 <= cluster_init <= 1.0:
             raise ValueError(f"cluster_init must be a fraction in [0, 1], got {cluster_init}.")
@@ -89,16 +80,6 @@ class PlaceMixture(Callback):
                 f"cluster_refine must be a fraction in (cluster_init, 1] = ({cluster_init}, 1], "
                 f"got {cluster_refine}; pass cluster_refine=None to place the mixture once."
             )
-        check_positive("lr_scale", lr_scale, hint="pass 1.0 to keep the learning rate")
-        if lr_scale_at is not None:
-            check_real("lr_scale_at", lr_scale_at)
-            if not 0 < lr_scale_at <= 1:
-                raise ValueError(
-                    f"lr_scale_at must be a fraction in (0, 1], not {lr_scale_at!r}; pass None "
-                    "to scale the learning rate when the mixture is placed."
-                )
-        self.lr_scale = float(lr_scale)
-        self.lr_scale_at = lr_scale_at
         self.cluster_refine = cluster_refine
         self.cluster_init = cluster_init
         self.cluster_placement = check_placement(cluster_placement)
@@ -108,12 +89,6 @@ class PlaceMixture(Callback):
     def placement_epoch(self, max_epochs: int) -> int:
         """Return the number of epochs after which the components are placed (at least 1)."""
         return max(1, round(self.cluster_init * max_epochs))
-
-    def scale_epoch(self, max_epochs: int) -> int:
-        """Return the number of epochs after which the learning rates are scaled."""
-        if self.lr_scale_at is None:
-            return self.placement_epoch(max_epochs)
-        return max(1, round(self.lr_scale_at * max_epochs))
 
     def refine_epoch(self, max_epochs: int) -> int | None:
         """Return the number of epochs after which the components are placed again."""
@@ -126,8 +101,6 @@ class PlaceMixture(Callback):
         epochs_done = trainer.current_epoch + 1
         if epochs_done >= self.placement_epoch(trainer.max_epochs):
             self.place(trainer, pl_module.module)
-        if epochs_done == self.scale_epoch(trainer.max_epochs):
-            scale_learning_rates(trainer, self.lr_scale)
         if epochs_done != self.refine_epoch(trainer.max_epochs):
             return
         if pl_module.module.n_labels > 0:
@@ -202,13 +175,26 @@ class PlaceMixture(Callback):
             module.place_specific_effect(*pseudo_bulk)
 
 
-def scale_learning_rates(trainer: Trainer, factor: float) -> None:
-    """Multiply the learning rate of every parameter group of ``trainer``'s optimizers."""
-    if factor == 1.0:
-        return
-    for optimizer in trainer.optimizers:
-        for group in optimizer.param_groups:
-            group["lr"] *= factor
+def mixture_callbacks(
+    cluster_init: float,
+    cluster_placement: PlacementMethod,
+    placement_max_cells: int,
+    cluster_refine: float | None,
+    lr_scale: float,
+    lr_scale_at: float | None,
+) -> tuple[PlaceMixture, ScaleLearningRate]:
+    """Return the callbacks a mixture model trains with, from the arguments of its ``train``.
+
+    :class:`PlaceMixture` and a :class:`~cgmvae.train.learning_rate.ScaleLearningRate`,
+    which scales the rates after ``lr_scale_at`` of the epochs, or, where that is ``None``,
+    when the mixture is placed (after ``cluster_init``). See
+    :meth:`cgmvae.GMVAE.train` for each argument.
+    """
+    placement = PlaceMixture(
+        cluster_init, cluster_placement, placement_max_cells, cluster_refine=cluster_refine
+    )
+    scale_at = cluster_init if lr_scale_at is None else lr_scale_at
+    return placement, ScaleLearningRate(lr_scale, scale_at)
 
 
 @torch.no_grad()
