@@ -48,9 +48,21 @@ def interrupted_run(adata, quiet, tmp_path, how):
     return model, [str(w.message) for w in caught if "interrupted" in str(w.message)]
 
 
+@pytest.fixture
+def ctrl_c_handled():
+    """Python's own Ctrl-C handler during the test, whatever the process inherited.
+
+    A process started in the background by a non-interactive shell inherits Ctrl-C as ignored,
+    so without this the test could not tell a handler given back from one never replaced.
+    """
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_an_interrupted_first_run_is_marked_untrained_and_says_how_to_resume(
-    quiet, sim_adata, tmp_path, how
+    quiet, sim_adata, tmp_path, how, ctrl_c_handled
 ):
     model, messages = interrupted_run(sim_adata.copy(), quiet, tmp_path, how)
     assert not model.is_trained_
