@@ -1,5 +1,6 @@
 """The mixture models as LightningModules, fitted by a plain Trainer on a tensor DataLoader."""
 
+import inspect
 import sys
 from pathlib import Path
 
@@ -63,6 +64,21 @@ def test_gmvae_takes_bare_tensors_and_its_models_defaults(seeded):
     assert model.cluster_probabilities(DataLoader(x, batch_size=64)).shape == (200, 3)
     with pytest.raises(TypeError, match="has no argument 'n_cluster'"):
         cgmvae.lightning.GMVAE(n_input=16, n_cluster=3)
+
+
+def test_placement_arguments_default_to_the_models_train_and_can_be_given():
+    train = inspect.signature(cgmvae.GMVAE.train).parameters
+    placement, step = cgmvae.lightning.GMVAE(n_input=16, n_clusters=3).configure_callbacks()
+    assert placement.cluster_init == train["cluster_init"].default
+    assert placement.placement_max_cells == train["placement_max_cells"].default
+    assert step.lr_scale == train["lr_scale"].default
+    assert step.lr_scale_at == train["lr_scale_at"].default
+    placement, step = cgmvae.lightning.GMVAE(
+        n_input=16, n_clusters=3, cluster_init=0.3, cluster_refine=0.8, lr_scale_at=None
+    ).configure_callbacks()
+    assert (placement.cluster_init, placement.cluster_refine, step.lr_scale_at) == (0.3, 0.8, 0.3)
+    with pytest.raises(ValueError, match="lr_scale_at must be a fraction"):
+        cgmvae.lightning.GMVAE(n_input=16, n_clusters=3, lr_scale_at=2)
 
 
 def test_registry_batch_reads_every_plain_form_and_refuses_others():
