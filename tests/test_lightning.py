@@ -14,6 +14,7 @@ import cgmvae
 from cgmvae.constants import REGISTRY_KEYS
 from cgmvae.metrics import cluster_scores
 from cgmvae.train.batches import registry_batch
+from cgmvae.train.placement.mixture import UNLABELLED_LR_SCALE
 
 TRAINER = {"accelerator": "cpu", "logger": False, "enable_checkpointing": False,
            "enable_progress_bar": False, "enable_model_summary": False}  # fmt: skip
@@ -71,7 +72,7 @@ def test_placement_arguments_default_to_the_models_train_and_can_be_given():
     placement, step = cgmvae.lightning.GMVAE(n_input=16, n_clusters=3).configure_callbacks()
     assert placement.cluster_init == train["cluster_init"].default
     assert placement.placement_max_cells == train["placement_max_cells"].default
-    assert step.lr_scale == train["lr_scale"].default
+    assert train["lr_scale"].default is None and step.lr_scale == UNLABELLED_LR_SCALE
     assert step.lr_scale_at == train["lr_scale_at"].default
     placement, step = cgmvae.lightning.GMVAE(
         n_input=16, n_clusters=3, cluster_init=0.3, cluster_refine=0.8, lr_scale_at=None

@@ -234,6 +234,17 @@ def test_the_learning_rate_is_scaled_once_after_the_given_fraction_of_the_epochs
     assert learning_rates.rates == pytest.approx(full + scaled)
 
 
+@pytest.mark.parametrize(("labels_key", "scale"), [(None, 0.1), ("cluster", 1.0)])
+def test_by_default_only_a_model_without_known_labels_takes_the_smaller_step(
+    quiet, sim_adata, seeded, labels_key, scale, learning_rates
+):
+    adata = sim_adata.copy()
+    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition", labels_key=labels_key)
+    model = CGMVAE(adata, n_clusters=4, n_hidden=16, n_latent=4)
+    model.train(max_epochs=5, plan_kwargs={"lr": 2e-3}, callbacks=[learning_rates], **quiet)
+    assert learning_rates.rates == pytest.approx([2e-3] * 2 + [2e-3 * scale] * 3)
+
+
 @pytest.mark.parametrize(
     ("arguments", "error", "message"),
     [
@@ -242,7 +253,7 @@ def test_the_learning_rate_is_scaled_once_after_the_given_fraction_of_the_epochs
         ({"lr_scale": float("nan")}, ValueError, "lr_scale must be positive and finite"),
         ({"lr_scale": float("inf")}, ValueError, "lr_scale must be positive and finite"),
         ({"lr_scale": "small"}, TypeError, "lr_scale must be a number"),
-        ({"lr_scale": None}, TypeError, "lr_scale must be a number"),
+        ({"lr_scale": True}, TypeError, "lr_scale must be a number"),
         ({"lr_scale_at": -0.1}, ValueError, r"lr_scale_at must be a fraction in \[0, 1\]"),
         ({"lr_scale_at": 1.5}, ValueError, r"lr_scale_at must be a fraction in \[0, 1\]"),
         ({"lr_scale_at": float("nan")}, ValueError, r"lr_scale_at must be a fraction in"),

@@ -28,6 +28,11 @@ from cgmvae.train.placement.pseudo_bulk import cluster_pseudo_bulk
 
 logger = logging.getLogger(__name__)
 
+#: The learning-rate factor of a mixture model without known labels: a tenth lets the latent
+#: settle before the placement, so its partition does not follow the CPU's floating-point
+#: kernels (``benchmarks/results/stability.md``).
+UNLABELLED_LR_SCALE = 0.1
+
 
 class PlaceMixture(Callback):
     """Place the components of ``module.prior`` on a clustering of the training latent.
@@ -180,19 +185,23 @@ def mixture_callbacks(
     cluster_placement: PlacementMethod,
     placement_max_cells: int,
     cluster_refine: float | None,
-    lr_scale: float,
+    lr_scale: float | None,
     lr_scale_at: float | None,
+    labelled: bool = False,
 ) -> tuple[PlaceMixture, ScaleLearningRate]:
     """Return the callbacks a mixture model trains with, from the arguments of its ``train``.
 
     :class:`PlaceMixture` and a :class:`~cgmvae.train.learning_rate.ScaleLearningRate`,
-    which scales the rates after ``lr_scale_at`` of the epochs, or, where that is ``None``,
-    when the mixture is placed (after ``cluster_init``). See
+    which scales the rates by ``lr_scale`` (``None``: :data:`UNLABELLED_LR_SCALE`, or 1.0
+    for a model with known labels, ``labelled``) after ``lr_scale_at`` of the epochs, or,
+    where that is ``None``, when the mixture is placed (after ``cluster_init``). See
     :meth:`cgmvae.GMVAE.train` for each argument.
     """
     placement = PlaceMixture(
         cluster_init, cluster_placement, placement_max_cells, cluster_refine=cluster_refine
     )
+    if lr_scale is None:
+        lr_scale = 1.0 if labelled else UNLABELLED_LR_SCALE
     scale_at = cluster_init if lr_scale_at is None else lr_scale_at
     return placement, ScaleLearningRate(lr_scale, scale_at)
 
