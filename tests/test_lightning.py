@@ -78,7 +78,7 @@ def test_placement_arguments_default_to_the_models_train_and_can_be_given():
         n_input=16, n_clusters=3, cluster_init=0.3, cluster_refine=0.8, lr_scale_at=None
     ).configure_callbacks()
     assert (placement.cluster_init, placement.cluster_refine, step.lr_scale_at) == (0.3, 0.8, 0.3)
-    with pytest.raises(ValueError, match="lr_scale_at must be a fraction"):
+    with pytest.raises(ValueError, match="lr_scale_at must lie in"):
         cgmvae.lightning.GMVAE(n_input=16, n_clusters=3, lr_scale_at=2)
 
 

@@ -254,9 +254,9 @@ def test_by_default_only_a_model_without_known_labels_takes_the_smaller_step(
         ({"lr_scale": float("inf")}, ValueError, "lr_scale must be positive and finite"),
         ({"lr_scale": "small"}, TypeError, "lr_scale must be a number"),
         ({"lr_scale": True}, TypeError, "lr_scale must be a number"),
-        ({"lr_scale_at": -0.1}, ValueError, r"lr_scale_at must be a fraction in \[0, 1\]"),
-        ({"lr_scale_at": 1.5}, ValueError, r"lr_scale_at must be a fraction in \[0, 1\]"),
-        ({"lr_scale_at": float("nan")}, ValueError, r"lr_scale_at must be a fraction in"),
+        ({"lr_scale_at": -0.1}, ValueError, r"lr_scale_at must lie in \[0, 1\]"),
+        ({"lr_scale_at": 1.5}, ValueError, r"lr_scale_at must lie in \[0, 1\]"),
+        ({"lr_scale_at": float("nan")}, ValueError, r"lr_scale_at must lie in"),
         ({"lr_scale_at": "early"}, TypeError, "lr_scale_at must be a number"),
     ],
 )

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from cgmvae.validation import check_positive, check_real
+from cgmvae.validation import check_fraction, check_positive
+
+
+def epochs_after(fraction: float, max_epochs: int) -> int:
+    """Return the number of epochs that make up ``fraction`` of ``max_epochs`` (at least 1)."""
+    return max(1, round(fraction * max_epochs))
 
 
 class ScaleLearningRate(Callback):
@@ -24,17 +29,13 @@ class ScaleLearningRate(Callback):
 
     def __init__(self, lr_scale: float, lr_scale_at: float):
         check_positive("lr_scale", lr_scale, hint="pass 1.0 to keep the learning rate")
-        check_real("lr_scale_at", lr_scale_at)
-        if not 0 <= lr_scale_at <= 1:
-            raise ValueError(
-                f"lr_scale_at must be a fraction in [0, 1] of the epochs, not {lr_scale_at!r}."
-            )
+        check_fraction("lr_scale_at", lr_scale_at)
         self.lr_scale = float(lr_scale)
         self.lr_scale_at = float(lr_scale_at)
 
     def scale_epoch(self, max_epochs: int) -> int:
         """Return the number of epochs after which the learning rates are scaled."""
-        return max(1, round(self.lr_scale_at * max_epochs))
+        return epochs_after(self.lr_scale_at, max_epochs)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Scale the learning rates at the end of the :meth:`scale_epoch`-th epoch."""

@@ -15,7 +15,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from cgmvae.constants import MODULE_KEYS, PlacementMethod
 from cgmvae.train.batches import first_batches
 from cgmvae.train.distributed import share_from_rank_zero
-from cgmvae.train.learning_rate import ScaleLearningRate
+from cgmvae.train.learning_rate import ScaleLearningRate, epochs_after
 from cgmvae.train.placement.partition import (
     check_placement,
     cluster_latent,
@@ -93,7 +93,7 @@ class PlaceMixture(Callback):
 
     def placement_epoch(self, max_epochs: int) -> int:
         """Return the number of epochs after which the components are placed (at least 1)."""
-        return max(1, round(self.cluster_init * max_epochs))
+        return epochs_after(self.cluster_init, max_epochs)
 
     def refine_epoch(self, max_epochs: int) -> int | None:
         """Return the number of epochs after which the components are placed again."""
