@@ -111,7 +111,9 @@ def time_placement(seconds: list[float]) -> None:
     PlaceMixture.place = timed
 
 
-def run_stages(n_obs: int, store: Path | None = None, contiguous: bool = False) -> dict:
+def run_stages(
+    n_obs: int, store: Path | None = None, contiguous: bool = False, block_size: int | None = None
+) -> dict:
     """Run every stage for ``n_obs`` cells; seconds and peak GiB of each.
 
     With ``store`` the data are written there (``contiguous``: see :func:`write_store`) and
@@ -120,6 +122,7 @@ def run_stages(n_obs: int, store: Path | None = None, contiguous: bool = False) 
     import scvi
 
     from cgmvae import CGMVAE
+    from cgmvae.train.blocks import resolve_block_size
 
     scvi.settings.seed = 0
     state = {}
@@ -133,12 +136,15 @@ def run_stages(n_obs: int, store: Path | None = None, contiguous: bool = False) 
         ),
         "setup": lambda: CGMVAE.setup_anndata(state["adata"], condition_key="condition"),
         "model": lambda: state.update(model=CGMVAE(state["adata"], n_clusters=8)),
-        "train_one_epoch": lambda: state["model"].train(max_epochs=1, batch_size=512, **QUIET),
+        "train_one_epoch": lambda: state["model"].train(
+            max_epochs=1, batch_size=512, block_size=block_size, **QUIET
+        ),
         "write_results": lambda: state["model"].write_results(),
     }
     row = {"n_obs": n_obs, "storage": "memory" if store is None else "disk (backed h5ad)"}
     if store is not None and contiguous:
         row["storage"] = "disk (backed h5ad, contiguous X)"
+    row["block_size"] = resolve_block_size(block_size, store is not None)
     for stage in STAGES:
         reset_peak_memory()
         start = time.perf_counter()
@@ -213,6 +219,8 @@ def table(rows: list[dict], command: str, minutes: float) -> str:
         storage = row.get("storage", "memory")
         if "store_disk_gib" in row:
             storage += f", {row['store_disk_gib']:.1f} GiB file"
+        if row.get("block_size", 1) > 1:
+            storage += f", minibatches of runs of {row['block_size']} rows"
         cells = [f"{row['n_obs']:,}", storage, f"{row['nnz']:.2e}", f"{row['data_gib']:.2f}",
                  f"{row['peak_after_data_gib']:.2f}",
                  "–" if "store_disk_gib" in row
@@ -234,9 +242,13 @@ def table(rows: list[dict], command: str, minutes: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_child(n_obs: int, store: Path | None, contiguous: bool = False) -> dict:
+def run_child(
+    n_obs: int, store: Path | None, contiguous: bool = False, block_size: int | None = None
+) -> dict:
     """One size in a fresh process (``store``: from disk); its row."""
     command = [sys.executable, __file__, "--child", str(n_obs)]
+    if block_size is not None:
+        command += ["--block-size", str(block_size)]
     if store is not None:
         command += ["--store", str(store)] + (["--contiguous-store"] if contiguous else [])
     try:
@@ -256,13 +268,20 @@ def main() -> None:
     parser.add_argument("--contiguous-store", action="store_true",
                         help="rewrite the store's X unchunked; results go to "
                         "scale_contiguous.{json,md}")  # fmt: skip
+    parser.add_argument("--block-size", type=int, default=None,
+                        help="train(block_size=...); default: the package's (32 from disk, "
+                        "1 in memory)")  # fmt: skip
+    parser.add_argument(
+        "--name", default=None, help="results file stem (default: scale, or scale_contiguous)"
+    )
     parser.add_argument("--report", action="store_true",
                         help="rebuild the table and plot from the JSON; no training")  # fmt: skip
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--store", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_stages(args.child, args.store, args.contiguous_store)))
+        row = run_stages(args.child, args.store, args.contiguous_store, args.block_size)
+        print(json.dumps(row))
         return
     if args.report:
         recorded = json.loads((RESULTS / "scale.json").read_text())
@@ -271,11 +290,12 @@ def main() -> None:
         plot(recorded["rows"])
         return
     start = time.perf_counter()
-    rows = [run_child(n_obs, None) for n_obs in args.sizes]
+    rows = [run_child(n_obs, None, block_size=args.block_size) for n_obs in args.sizes]
     rows += [
-        run_child(n_obs, args.store_dir / f"cgmvae_scale_{n_obs}.h5ad", args.contiguous_store)
+        run_child(n_obs, args.store_dir / f"cgmvae_scale_{n_obs}.h5ad", args.contiguous_store,
+                  args.block_size)
         for n_obs in args.backed_sizes
-    ]
+    ]  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     command = "python benchmarks/scale.py --sizes " + " ".join(map(str, args.sizes))
     if args.backed_sizes:
@@ -283,6 +303,10 @@ def main() -> None:
     name = "scale"
     if args.contiguous_store:
         command, name = command + " --contiguous-store", "scale_contiguous"
+    if args.block_size is not None:
+        command += f" --block-size {args.block_size}"
+    if args.name is not None:
+        command, name = command + f" --name {args.name}", args.name
     write(rows, command, (time.perf_counter() - start) / 60, name)
     if name == "scale":
         plot(rows)

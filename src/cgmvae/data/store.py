@@ -1,8 +1,11 @@
-"""An .h5ad store laid out for training from disk: ``X``'s values and columns contiguous."""
+"""An .h5ad store for training from disk: ``X`` laid out contiguously, read in runs of rows."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
+from scipy.sparse import csr_matrix
 
 #: Values copied at a time (512 MiB of float32), so no step holds the whole matrix.
 COPY_VALUES = 1 << 27
@@ -71,3 +74,62 @@ def _copy_contiguous(matrix, group) -> None:
         flat = group.create_dataset(key, chunked.shape, chunked.dtype)
         for start in range(0, chunked.shape[0], COPY_VALUES):
             flat[start : start + COPY_VALUES] = chunked[start : start + COPY_VALUES]
+
+
+class StoredRows:
+    """Rows of the CSR ``X`` of an ``.h5ad`` file, read one run of neighbouring rows at a time.
+
+    A run of rows is one stretch of ``X``'s ``data`` and ``indices`` (the anndata on-disk
+    format), so a minibatch of a few runs costs a few reads. anndata reads a backed matrix row
+    by row for an array of rows, and checks its installed version on every indexing call
+    (about 3 ms), which this reader avoids. The row pointers are held in memory (8 bytes a
+    row: 40 MB for 5·10⁶ cells).
+
+    Parameters
+    ----------
+    filename
+        The ``.h5ad`` file, with ``X`` stored as a CSR matrix.
+    """
+
+    def __init__(self, filename: str | Path):
+        import h5py
+
+        self.file = h5py.File(filename, "r")
+        matrix = self.file["X"]
+        self.data, self.indices = matrix["data"], matrix["indices"]
+        self.indptr = matrix["indptr"][:]
+        self.n_vars = int(matrix.attrs["shape"][1])
+
+    def __getitem__(self, rows: np.ndarray) -> csr_matrix:
+        """Return the rows ``rows`` (sorted, without repeats) as a CSR matrix."""
+        rows = np.asarray(rows)
+        if len(rows) == 0:
+            return csr_matrix((0, self.n_vars), dtype=self.data.dtype)
+        cuts = np.flatnonzero(np.diff(rows) != 1) + 1
+        starts = rows[np.r_[0, cuts]]
+        stops = rows[np.r_[cuts - 1, len(rows) - 1]] + 1
+        data, indices = [], []
+        for start, stop in zip(self.indptr[starts], self.indptr[stops], strict=True):
+            data.append(self.data[start:stop])
+            indices.append(self.indices[start:stop])
+        lengths = self.indptr[rows + 1] - self.indptr[rows]
+        indptr = np.r_[0, np.cumsum(lengths)]
+        return csr_matrix(
+            (np.concatenate(data), np.concatenate(indices), indptr),
+            shape=(len(rows), self.n_vars),
+        )
+
+
+def stored_rows(adata) -> StoredRows | None:
+    """Return a :class:`StoredRows` reader of a backed AnnData's ``X``, or ``None``.
+
+    ``None`` for an AnnData in memory, and for a backed one whose ``X`` is not a CSR matrix.
+    """
+    if not adata.isbacked:
+        return None
+    import h5py
+
+    with h5py.File(adata.filename, "r") as file:
+        matrix = file.get("X")
+        encoding = None if matrix is None else matrix.attrs.get("encoding-type")
+    return StoredRows(adata.filename) if encoding == "csr_matrix" else None

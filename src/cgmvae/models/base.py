@@ -33,6 +33,7 @@ from cgmvae.models.query import QueryMixin
 from cgmvae.models.safeguards import SafeguardsMixin, atomic_folder
 from cgmvae.modules.base import AutoencoderModule
 from cgmvae.nn.likelihood import get_likelihood
+from cgmvae.train.blocks import BlockDataSplitter, block_loader
 from cgmvae.train.checkpoints import LAST_CHECKPOINT, PeriodicCheckpoint
 from cgmvae.train.plan import AutoencoderTrainingPlan, check_plan_kwargs
 from cgmvae.train.quiet import quiet_lightning
@@ -83,6 +84,8 @@ class BaseAutoencoderModel(
 
     _module_cls: type[AutoencoderModule] = AutoencoderModule
     _training_plan_cls = AutoencoderTrainingPlan
+    _data_splitter_cls = BlockDataSplitter
+    _data_loader_cls = staticmethod(block_loader)
     _conditional = False
     _supports_labels = False
     _plan_defaults: ClassVar[dict] = {"warmup_start": 0.0, "warmup_end": 0.5}
@@ -301,6 +304,7 @@ class BaseAutoencoderModel(
         plan_kwargs: dict | None = None,
         checkpoint_every: int | None = None,
         checkpoint_dir: str = "checkpoints",
+        block_size: int | None = None,
         **trainer_kwargs,
     ):
         """Train with Lightning.
@@ -327,6 +331,12 @@ class BaseAutoencoderModel(
             with the same arguments resumes from it.
         checkpoint_dir
             Folder of the checkpoints.
+        block_size
+            Minibatches are made of runs of this many cells that are neighbours in the
+            AnnData (:class:`~cgmvae.train.BlockBatchSampler`), so that training from a backed
+            AnnData reads stretches of the file instead of scattered rows. ``None``: 32 for a
+            backed AnnData, 1 (cells drawn one by one) in memory. With
+            ``strategy="ddp"`` cells are drawn one by one.
         **trainer_kwargs
             Passed to the Lightning trainer (``precision``, ``gradient_clip_val``,
             ``callbacks``, ``strategy``, ``ckpt_path``, ``enable_progress_bar``, ...).
@@ -334,6 +344,7 @@ class BaseAutoencoderModel(
         plan_kwargs = {**self._plan_defaults, **(plan_kwargs or {})}
         check_plan_kwargs(plan_kwargs, self._misplaced_plan_kwargs())
         splitter_kwargs = trainer_kwargs.get("datasplitter_kwargs") or {}
+        trainer_kwargs["datasplitter_kwargs"] = {"block_size": block_size, **splitter_kwargs}
         drop_last = splitter_kwargs.get("drop_last", False)
         n_train = self._training_set_size(train_size, batch_size, drop_last)
         check_trainable(self.adata.n_obs, n_train, batch_size, drop_last)

@@ -1,5 +1,6 @@
 """The training plan, the placement of mixtures and condition effects, checkpoints, DDP."""
 
+from cgmvae.train.blocks import BlockBatchSampler, BlockDataSplitter
 from cgmvae.train.checkpoints import PeriodicCheckpoint
 from cgmvae.train.distributed import share_from_rank_zero
 from cgmvae.train.epoch_metrics import EpochTotals
@@ -17,6 +18,8 @@ from cgmvae.train.plan import AutoencoderTrainingPlan
 
 __all__ = [
     "AutoencoderTrainingPlan",
+    "BlockBatchSampler",
+    "BlockDataSplitter",
     "EpochTotals",
     "PeriodicCheckpoint",
     "PlaceConditionEffect",
