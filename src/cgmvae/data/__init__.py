@@ -6,8 +6,8 @@
 - :mod:`cgmvae.data.synthetic`: generators (:func:`simulate`, :func:`add_condition_effect`)
   that store their truth in ``adata.uns["ground_truth"]``, read by
   :func:`true_log_fold_change`, :func:`true_mean` and :func:`true_cell_means`.
-- :mod:`cgmvae.data.store`: :func:`write_contiguous_h5ad`, an ``.h5ad`` laid out for training
-  from disk.
+- :mod:`cgmvae.data.store`: :class:`StoredRows`, which reads a backed ``X`` in runs of rows,
+  and :func:`write_contiguous_h5ad`, an ``.h5ad`` laid out for training from disk.
 """
 
 from cgmvae.data.datasets import (
@@ -19,7 +19,7 @@ from cgmvae.data.datasets import (
     pbmc3k,
     pbmc68k_reduced,
 )
-from cgmvae.data.store import write_contiguous_h5ad
+from cgmvae.data.store import StoredRows, write_contiguous_h5ad
 from cgmvae.data.synthetic import (
     GROUND_TRUTH_KEY,
     add_condition_effect,
@@ -33,6 +33,7 @@ from cgmvae.data.synthetic import (
 __all__ = [
     "GROUND_TRUTH_KEY",
     "DatasetNotAvailableError",
+    "StoredRows",
     "add_condition_effect",
     "data_dir",
     "fashion_mnist",

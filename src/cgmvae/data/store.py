@@ -101,7 +101,7 @@ class StoredRows:
         self.n_vars = int(matrix.attrs["shape"][1])
 
     def __getitem__(self, rows: np.ndarray) -> csr_matrix:
-        """Return the rows ``rows`` (sorted, without repeats) as a CSR matrix."""
+        """Return the rows ``rows`` (in increasing order; repeats allowed) as a CSR matrix."""
         rows = np.asarray(rows)
         if len(rows) == 0:
             return csr_matrix((0, self.n_vars), dtype=self.data.dtype)
