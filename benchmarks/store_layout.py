@@ -91,11 +91,11 @@ def main() -> None:
         for layout, path in stores.items():
             with h5py.File(path, "r") as file:
                 chunks = file["X"]["data"].chunks
-            backed, stored = anndata.read_h5ad(path, backed="r"), StoredRows(path)
+            backed = anndata.read_h5ad(path, backed="r")
+            stored = StoredRows(backed)
             rows.append({"layout": layout, "chunk_values": chunks and chunks[0],
                          "ms_per_batch": milliseconds_per_batch(backed.X, batches),
                          "ms_per_run_batch": milliseconds_per_batch(stored, runs)})  # fmt: skip
-            stored.file.close()
             backed.file.close()
     finally:
         for path in stores.values():

@@ -68,13 +68,18 @@ def test_stored_rows_read_the_same_values_as_the_matrix_in_memory(tmp_path):
     counts[7] = 0  # an empty row inside a run
     counts = counts.tocsr()
     anndata.AnnData(X=counts).write_h5ad(tmp_path / "cells.h5ad")
-    stored = StoredRows(tmp_path / "cells.h5ad")
+    backed = anndata.read_h5ad(tmp_path / "cells.h5ad", backed="r")
+    stored = StoredRows(backed)
     rng = np.random.default_rng(0)
     for rows in (np.arange(5, 40), np.sort(rng.choice(300, 64, replace=False)),
                  np.r_[0:3, 7:9, 299], np.array([4, 4, 5]), np.array([], dtype=int)):  # fmt: skip
         read = stored[rows]
         assert read.shape == (len(rows), 40)
         assert np.array_equal(read.toarray(), counts[rows].toarray())
+    backed.file.close()
+    anndata.AnnData(X=counts[:10]).write_h5ad(tmp_path / "cells.h5ad")  # no handle left open
+    with pytest.raises(ValueError, match="CSR X of a backed AnnData"):
+        StoredRows(anndata.AnnData(X=counts))
 
 
 def backed_cells(tmp_path, sort_by_type: bool = False) -> anndata.AnnData:
@@ -102,6 +107,7 @@ def test_a_backed_anndata_reads_runs_of_rows_and_gives_what_memory_gives(tmp_pat
     memory_model.train(max_epochs=1, **quiet)
     assert not isinstance(memory_model.trainer.train_dataloader.sampler, BlockBatchSampler)
     backed.file.close()
+    in_memory.write_h5ad(tmp_path / "cells.h5ad")  # the model keeps no handle of its own open
 
 
 @pytest.mark.parametrize(("block_size", "error"), [(0, ValueError), ("32", TypeError)])
