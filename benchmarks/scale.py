@@ -144,7 +144,7 @@ def run_stages(
     row = {"n_obs": n_obs, "storage": "memory" if store is None else "disk (backed h5ad)"}
     if store is not None and contiguous:
         row["storage"] = "disk (backed h5ad, contiguous X)"
-    row["block_size"] = resolve_block_size(block_size, store is not None)
+    row["block_size"] = resolve_block_size(block_size, store is not None, batch_size=512)
     for stage in STAGES:
         reset_peak_memory()
         start = time.perf_counter()

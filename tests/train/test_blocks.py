@@ -5,12 +5,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from scvi.dataloaders import AnnDataLoader
 from torch.utils.data import BatchSampler
 
 from cgmvae import CGMVAE, CVAE
 from cgmvae.data import StoredRows, simulate
 from cgmvae.metrics import cluster_scores
 from cgmvae.train import BlockBatchSampler
+from cgmvae.train.blocks import block_loader, resolve_block_size
 
 
 def runs_of(rows: np.ndarray) -> int:
@@ -130,3 +132,20 @@ def test_a_file_sorted_by_cell_type_still_trains_clusters_from_runs_of_rows(
     assert cluster_scores(backed.obs["cluster"], clusters)["ari"] >= 0.9
     assert abs(cluster_scores(backed.obs["condition"], clusters)["ari"]) < 0.05
     backed.file.close()
+
+
+def test_options_only_scvi_tools_loader_honours_get_that_loader(tmp_path):
+    backed = backed_cells(tmp_path)
+    CVAE.setup_anndata(backed, condition_key="condition")
+    manager = CVAE(backed).adata_manager
+    assert isinstance(block_loader(manager, batch_size=64).sampler, BlockBatchSampler)
+    for option in ({"load_sparse_tensor": True}, {"block_size": 1}):
+        assert isinstance(block_loader(manager, batch_size=64, **option), AnnDataLoader)
+    backed.file.close()
+
+
+@pytest.mark.parametrize(("batch_size", "expected"), [(128, 8), (512, 32), (4096, 32), (8, 1)])
+def test_from_disk_the_default_keeps_sixteen_runs_in_a_minibatch(batch_size, expected):
+    assert resolve_block_size(None, backed=True, batch_size=batch_size) == expected
+    assert resolve_block_size(None, backed=False, batch_size=batch_size) == 1
+    assert resolve_block_size(4, backed=False, batch_size=batch_size) == 4

@@ -334,9 +334,10 @@ class BaseAutoencoderModel(
         block_size
             Minibatches are made of runs of this many cells that are neighbours in the
             AnnData (:class:`~cgmvae.train.BlockBatchSampler`), so that training from a backed
-            AnnData reads stretches of the file instead of scattered rows. ``None``: 32 for a
-            backed AnnData, 1 (cells drawn one by one) in memory. With
-            ``strategy="ddp"`` cells are drawn one by one.
+            AnnData reads stretches of the file instead of scattered rows. ``None``: 1 (cells
+            drawn one by one) in memory; from a backed AnnData ``batch_size // 16`` between 1
+            and 32, so that a minibatch holds at least 16 runs (8 at ``batch_size=128``, 32 at
+            512). With ``strategy="ddp"`` cells are drawn one by one.
         **trainer_kwargs
             Passed to the Lightning trainer (``precision``, ``gradient_clip_val``,
             ``callbacks``, ``strategy``, ``ckpt_path``, ``enable_progress_bar``, ...).

@@ -16,8 +16,12 @@ from cgmvae.constants import REGISTRY_KEYS
 from cgmvae.data.store import stored_rows
 from cgmvae.validation import check_count
 
-#: Cells in a run of neighbouring rows when the AnnData is backed (``block_size=None``).
+#: Most cells in a run of neighbouring rows when the AnnData is backed (``block_size=None``).
 BACKED_BLOCK_SIZE = 32
+#: Fewest runs in a minibatch when the AnnData is backed (``block_size=None``).
+MIN_RUNS_PER_BATCH = 16
+#: :class:`~scvi.dataloaders.AnnDataLoader` options that only its loader honours.
+SCVI_LOADER_OPTIONS = ("load_sparse_tensor", "data_and_attributes", "iter_ndarray")
 
 
 class BlockBatchSampler(Sampler[np.ndarray]):
@@ -134,7 +138,8 @@ def block_loader(
     """Return a loader of the cells ``indices`` that reads runs of neighbouring rows.
 
     Takes :class:`~scvi.dataloaders.AnnDataLoader`'s arguments, and returns one where
-    ``block_size`` resolves to 1 or the loader is distributed. Otherwise a torch
+    ``block_size`` resolves to 1, the loader is distributed or one of
+    :data:`SCVI_LOADER_OPTIONS` is set. Otherwise a torch
     :class:`~torch.utils.data.DataLoader` of :class:`BlockBatchSampler` minibatches
     (with ``shuffle``; else the cells in the order of ``indices``) read by a
     :class:`RowsDataset`.
@@ -148,8 +153,7 @@ def block_loader(
     batch_size, shuffle, drop_last
         As for :class:`~scvi.dataloaders.AnnDataLoader`.
     block_size
-        Cells per run of neighbouring rows; ``None``: :data:`BACKED_BLOCK_SIZE` for a backed
-        AnnData, else 1.
+        Cells per run of neighbouring rows; ``None``: see :func:`resolve_block_size`.
     distributed_sampler
         Give each process of a distributed run its own share (scvi-tools' loader).
     **kwargs
@@ -159,13 +163,14 @@ def block_loader(
     rows = np.arange(adata.n_obs) if indices is None else np.asarray(indices)
     if rows.dtype == bool:
         rows = np.flatnonzero(rows)
-    block_size = resolve_block_size(block_size, adata.isbacked)
-    if block_size == 1 or distributed_sampler:
+    block_size = resolve_block_size(block_size, adata.isbacked, batch_size)
+    special = [name for name in SCVI_LOADER_OPTIONS if kwargs.get(name)]
+    if block_size == 1 or distributed_sampler or special:
         return AnnDataLoader(
             adata_manager, indices=rows, batch_size=batch_size, shuffle=shuffle,
             drop_last=drop_last, distributed_sampler=distributed_sampler, **kwargs,
         )  # fmt: skip
-    for name in ("load_sparse_tensor", "data_and_attributes", "iter_ndarray"):
+    for name in SCVI_LOADER_OPTIONS:
         kwargs.pop(name, None)
     sampler = BlockBatchSampler(rows, batch_size, block_size, shuffle, drop_last)
     return DataLoader(RowsDataset(adata_manager, rows), sampler=sampler, batch_size=None, **kwargs)
@@ -182,15 +187,16 @@ class BlockDataSplitter(DataSplitter):
     adata_manager
         The model's AnnData manager.
     block_size
-        Cells per run of neighbouring rows; ``None``: :data:`BACKED_BLOCK_SIZE` for a backed
-        AnnData, else 1 (scvi-tools' loaders, cells drawn one by one).
+        Cells per run of neighbouring rows; ``None``: see :func:`resolve_block_size` (1:
+        scvi-tools' loaders, cells drawn one by one).
     **kwargs
         Passed to :class:`~scvi.dataloaders.DataSplitter`.
     """
 
     def __init__(self, adata_manager: AnnDataManager, block_size: int | None = None, **kwargs):
         super().__init__(adata_manager, **kwargs)
-        self.block_size = resolve_block_size(block_size, adata_manager.adata.isbacked)
+        batch_size = self.data_loader_kwargs.get("batch_size", 128)
+        self.block_size = resolve_block_size(block_size, adata_manager.adata.isbacked, batch_size)
         self.data_loader_cls = partial(block_loader, block_size=self.block_size)
 
     def setup(self, stage: str | None = None) -> None:
@@ -200,9 +206,18 @@ class BlockDataSplitter(DataSplitter):
             self.val_idx, self.test_idx = np.sort(self.val_idx), np.sort(self.test_idx)
 
 
-def resolve_block_size(block_size: int | None, backed: bool) -> int:
-    """``block_size``, checked; ``None`` is :data:`BACKED_BLOCK_SIZE` if ``backed``, else 1."""
+def resolve_block_size(block_size: int | None, backed: bool, batch_size: int) -> int:
+    """Return ``block_size``, checked, or what ``None`` means.
+
+    ``None`` is 1 in memory. For a backed AnnData it is ``batch_size /``
+    :data:`MIN_RUNS_PER_BATCH`, at most :data:`BACKED_BLOCK_SIZE` and at least 1, so that a
+    minibatch holds at least 16 runs of the file (a file sorted by cell type or sample then
+    still mixes 16 places in every minibatch): 8 cells at the default ``batch_size=128``, 32 at
+    512 and above.
+    """
     if block_size is None:
-        return BACKED_BLOCK_SIZE if backed else 1
+        if not backed:
+            return 1
+        return max(1, min(BACKED_BLOCK_SIZE, batch_size // MIN_RUNS_PER_BATCH))
     check_count("block_size", block_size, minimum=1)
     return block_size
