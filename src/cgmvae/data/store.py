@@ -45,7 +45,7 @@ def write_contiguous_h5ad(source: str | Path, target: str | Path) -> Path:
         raise ValueError(f"{str(target)!r} exists; name a new file (or delete it first).")
     with h5py.File(source, "r") as read:
         matrix = read.get("X")
-        encoding = None if matrix is None else matrix.attrs.get("encoding-type")
+        encoding = _encoding(matrix)
         if encoding != "csr_matrix":
             raise ValueError(
                 f"X of {str(source)!r} is stored as {encoding or 'nothing'}, not a CSR matrix; "
@@ -98,7 +98,7 @@ class StoredRows:
     """
 
     def __init__(self, adata):
-        encoding = _stored_encoding(adata)
+        encoding = _encoding(adata.file["X"]) if adata.isbacked else None
         if encoding != "csr_matrix":
             raise ValueError(
                 f"StoredRows reads the CSR X of a backed AnnData; this one's X is "
@@ -133,12 +133,9 @@ class StoredRows:
         )
 
 
-def _stored_encoding(adata) -> str | None:
-    """How a backed AnnData's ``X`` is stored (``"csr_matrix"``, ...); ``None`` in memory."""
-    if not adata.isbacked:
-        return None
-    matrix = adata.file["X"]
-    return matrix.attrs.get("encoding-type", "array")
+def _encoding(matrix) -> str | None:
+    """How an ``.h5ad`` file stores ``matrix`` (its ``X`` group or dataset), or ``None``."""
+    return None if matrix is None else matrix.attrs.get("encoding-type", "array")
 
 
 def stored_rows(adata) -> StoredRows | None:
@@ -146,4 +143,6 @@ def stored_rows(adata) -> StoredRows | None:
 
     ``None`` for an AnnData in memory, and for a backed one whose ``X`` is not a CSR matrix.
     """
-    return StoredRows(adata) if _stored_encoding(adata) == "csr_matrix" else None
+    if not adata.isbacked or _encoding(adata.file["X"]) != "csr_matrix":
+        return None
+    return StoredRows(adata)

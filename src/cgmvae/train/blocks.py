@@ -117,10 +117,10 @@ class RowsDataset(Dataset):
     def __getitem__(self, positions: np.ndarray) -> dict[str, np.ndarray]:
         rows = self.rows[positions]
         order = np.argsort(rows, kind="stable")
-        batch = self.fields[rows[order]]
+        sorted_rows = rows[order]
+        batch = self.fields[sorted_rows]
         if self.stored_x is not None:
-            x = self.stored_x[rows[order]].toarray().astype(np.float32)
-            batch[REGISTRY_KEYS.X_KEY] = x
+            batch[REGISTRY_KEYS.X_KEY] = self.stored_x[sorted_rows].toarray().astype(np.float32)
         unsorted = np.argsort(order)
         return {key: value[unsorted] for key, value in batch.items()}
 
