@@ -272,6 +272,8 @@ def test_condition_invariance_is_checked_logged_and_survives_save_load(
         CGMVAE(adata, condition_invariance="hsic")
     with pytest.raises(ValueError, match="invariance_weight"):
         CGMVAE(adata, condition_invariance=penalty, invariance_weight=-1.0)
+    with pytest.raises(ValueError, match="cluster_share_weight"):
+        CGMVAE(adata, condition_invariance=penalty, cluster_share_weight=-1.0)
     model = CGMVAE(adata, n_clusters=3, n_latent=5, condition_invariance=penalty)
     model.train(max_epochs=3, **quiet)
     model.get_latent_representation()  # leaves the module in evaluation mode
@@ -281,6 +283,9 @@ def test_condition_invariance_is_checked_logged_and_survives_save_load(
     assert not [w for w in caught if "eval mode" in str(w.message)]
     logged = model.history["condition_invariance_train"]["condition_invariance_train"]
     assert len(logged) == 5 and logged.notna().all()
+    # the clusters' penalty enters once the mixture is placed (half-way through the first run)
+    shares = model.history["cluster_share_train"]["cluster_share_train"]
+    assert shares.notna().sum() >= 3 and (shares.dropna() >= 0).all()
     # the penalty shapes training only: validation reports the ELBO itself
     assert "condition_invariance_validation" not in model.history
     model.save(tmp_path / penalty)

@@ -1,7 +1,12 @@
 import pytest
 import torch
 
-from cgmvae.nn.invariance import INVARIANCE_PENALTIES, AdversarialPenalty, MMDPenalty
+from cgmvae.nn.invariance import (
+    INVARIANCE_PENALTIES,
+    AdversarialPenalty,
+    MMDPenalty,
+    cluster_share_penalty,
+)
 
 
 def two_groups(shift: float, n: int = 200, seed: int = 0):
@@ -55,6 +60,33 @@ def test_adversary_learns_the_condition_while_its_gradient_to_the_latent_is_reve
         penalty(latent.detach(), condition).backward()
         optimizer.step()
     assert penalty(latent.detach(), condition).item() < 0.2
+
+
+def test_cluster_share_is_zero_for_equal_shares_and_the_squared_difference_otherwise():
+    condition = torch.tensor([0, 0, 1, 1])
+    even = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.5, 0.5]])
+    assert cluster_share_penalty(even, condition, 2).item() == 0.0
+    # condition 0 puts 0.75 of its cells in cluster 0, condition 1 puts 0.25 there
+    probs = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0], [0.5, 0.5]], requires_grad=True)
+    value = cluster_share_penalty(probs, condition.reshape(-1, 1), 2)
+    assert value.item() == pytest.approx(2 * 0.5**2)
+    value.backward()
+    # the gradient moves condition 0's cells out of cluster 0 and condition 1's into it
+    assert (probs.grad[:2, 0] > 0).all() and (probs.grad[2:, 0] < 0).all()
+
+
+def test_cluster_share_ignores_conditions_with_too_few_cells_in_the_batch():
+    probs = torch.softmax(torch.randn(6, 3, generator=torch.Generator().manual_seed(0)), -1)
+    assert cluster_share_penalty(probs, torch.zeros(6), 2).item() == 0.0
+    # a third condition with a single cell does not enter; the other two do
+    condition = torch.tensor([0, 0, 0, 1, 1, 2])
+    probs[:3] = torch.tensor([0.5, 0.3, 0.2])
+    probs[3:] = torch.tensor([0.1, 0.6, 0.3])
+    # conditions 0 and 1 each against the other cells; condition 2 (one cell) not counted
+    zero = (torch.tensor([0.5, 0.3, 0.2]) - torch.tensor([0.1, 0.6, 0.3])).square().sum()
+    one = (torch.tensor([0.1, 0.6, 0.3]) - torch.tensor([1.6, 1.5, 0.9]) / 4).square().sum()
+    expected = (zero + one) / 2
+    assert cluster_share_penalty(probs, condition, 3).item() == pytest.approx(expected.item())
 
 
 def test_every_penalty_is_registered_by_name():

@@ -41,6 +41,12 @@ classification_weight
         A learned penalty that keeps the condition out of the latent (``"mmd"``, the
         default, ``"adversarial"`` or ``None``) and its weight, see
         :class:`~cgmvae.models.conditional.ConditionalMixin`.
+    cluster_share_weight
+        With a condition penalty, the weight of a second one on the mixture: every cluster
+        holds the same share of each condition's cells (q(y | x, c) averaged per condition
+        in every minibatch, :func:`~cgmvae.nn.invariance.cluster_share_penalty`), from the
+        placement of the mixture on; 0 turns it off. It makes the same assumption as
+        ``condition_invariance``.
 
     Examples
     --------
@@ -72,5 +78,6 @@ classification_weight
         specific_effect_scale: float = 0.1,
         condition_invariance: ConditionInvarianceKind | None = "mmd",
         invariance_weight: float = 10.0,
+        cluster_share_weight: float = 100.0,
     ):
         self._build(locals())

@@ -84,6 +84,9 @@ class ConditionalMixin:
         weight = resolved["invariance_weight"]
         if not weight >= 0:
             raise ValueError(f"invariance_weight must be zero or positive, got {weight}.")
+        share = resolved.get("cluster_share_weight", 0.0)
+        if not share >= 0:
+            raise ValueError(f"cluster_share_weight must be zero or positive, got {share}.")
         return resolved
 
     def _training_callbacks(self, max_epochs: int) -> list:

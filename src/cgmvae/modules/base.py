@@ -289,6 +289,17 @@ class AutoencoderModule(BaseModuleClass):
         """Return the latent's cost per observation; the autoencoder's latent is free."""
         return LatentCost({})
 
+    def condition_penalties(
+        self, inference_outputs: dict[str, torch.Tensor], condition: torch.Tensor
+    ) -> dict[str, tuple[float, torch.Tensor]]:
+        """Return the minibatch penalties that keep the condition out, by name: (weight, value).
+
+        Here the learned penalty on the latent means (``condition_invariance``); mixture
+        models add one on the clusters.
+        """
+        penalty = self.invariance(inference_outputs[MODULE_KEYS.QZM_KEY], condition)
+        return {"condition_invariance": (self.invariance_weight, penalty)}
+
     def loss(
         self,
         tensors: dict[str, torch.Tensor],
@@ -316,11 +327,12 @@ class AutoencoderModule(BaseModuleClass):
         logged = {**cost.kl_terms, **(cost.extra_terms or {})}
         extra = {name: value.mean().detach() for name, value in logged.items()}
         if self.invariance is not None and n_obs and self.training:
-            penalty = self.invariance(
-                inference_outputs[MODULE_KEYS.QZM_KEY], tensors[REGISTRY_KEYS.CONDITION_KEY]
-            )
-            loss = loss + self.invariance_weight * penalty
-            extra["condition_invariance"] = penalty.detach()
+            condition = tensors[REGISTRY_KEYS.CONDITION_KEY]
+            for name, (weight, penalty) in self.condition_penalties(
+                inference_outputs, condition
+            ).items():
+                loss = loss + weight * penalty
+                extra[name] = penalty.detach()
         extra.update(self.diagnostics(inference_outputs))
         return LossOutput(
             loss=loss,

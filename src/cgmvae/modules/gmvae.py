@@ -8,6 +8,7 @@ import torch
 from cgmvae.constants import MODULE_KEYS, REGISTRY_KEYS
 from cgmvae.modules.base import LatentCost
 from cgmvae.modules.vae import VAEModule
+from cgmvae.nn.invariance import cluster_share_penalty
 from cgmvae.nn.priors import MixturePrior
 
 
@@ -42,6 +43,10 @@ class GMVAEModule(VAEModule):
         Number of known label classes (0: unsupervised); class j is component j.
     classification_weight
         Weight α of the cross-entropy on labelled cells.
+    cluster_share_weight
+        With a condition penalty (``condition_invariance``), the weight of
+        :func:`~cgmvae.nn.invariance.cluster_share_penalty` once the mixture is placed:
+        every cluster holds the same share of each condition's cells (0: not used).
     **kwargs
         Passed to :class:`~cgmvae.modules.VAEModule` (``beta``, ``n_mc_samples``, sizes).
     """
@@ -56,9 +61,11 @@ class GMVAEModule(VAEModule):
         learn_cluster_weights: bool = False,
         n_labels: int = 0,
         classification_weight: float = 100.0,
+        cluster_share_weight: float = 100.0,
         **kwargs,
     ):
         super().__init__(*args, n_effect_clusters=n_clusters, **kwargs)
+        self.cluster_share_weight = cluster_share_weight
         self.beta_y = beta_y
         self.free_bits = free_bits
         self.n_labels = n_labels
@@ -191,6 +198,18 @@ class GMVAEModule(VAEModule):
             kl_y_loss = kl_y.detach()
         penalty = self.beta * kl_z + self.beta_y * kl_y_loss
         return LatentCost({"kl_z": kl_z, "kl_y": kl_y}, penalty, classification, other_terms)
+
+    def condition_penalties(
+        self, inference_outputs: dict[str, torch.Tensor], condition: torch.Tensor
+    ) -> dict[str, tuple[float, torch.Tensor]]:
+        """Return the latent's penalty, plus equal cluster shares across conditions once placed."""
+        penalties = super().condition_penalties(inference_outputs, condition)
+        if bool(self.prior.initialized) and self.cluster_share_weight > 0:
+            share = cluster_share_penalty(
+                inference_outputs[MODULE_KEYS.CLUSTER_PROBS_KEY], condition, self.n_conditions
+            )
+            penalties["cluster_share"] = (self.cluster_share_weight, share)
+        return penalties
 
     def diagnostics(self, inference_outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Effective number of clusters in the batch: exp(entropy of the mean q(y | x, c)).

@@ -67,6 +67,39 @@ class MMDPenalty(nn.Module):
         return discrepancy.sum() / counted.sum().clamp_min(1)
 
 
+def cluster_share_penalty(
+    cluster_probs: torch.Tensor, condition: torch.Tensor, n_conditions: int
+) -> torch.Tensor:
+    """Squared distance between each condition's cluster shares and the other conditions'.
+
+    A constraint on the mixture rather than on z: with the same mix of contents in every
+    condition, every cluster holds the same share of each condition's cells. For each
+    condition with :data:`MIN_GROUP` cells or more in the minibatch (and as many outside
+    it), the mean q(y | x, c) of its cells against that of the other cells, summed over the
+    clusters; the penalty is the mean over those conditions (0 with a single condition).
+
+    Parameters
+    ----------
+    cluster_probs
+        q(y | x, c) of the minibatch, ``(n_cells, n_clusters)``.
+    condition
+        Condition codes, ``(n_cells,)`` or ``(n_cells, 1)``.
+    n_conditions
+        Number of condition categories.
+    """
+    members = nn.functional.one_hot(condition.long().reshape(-1), n_conditions).to(
+        cluster_probs.dtype
+    )
+    sums = members.T @ cluster_probs
+    inside = members.sum(0)
+    outside = inside.sum() - inside
+    own_share = sums / inside.clamp_min(1)[:, None]
+    other_share = (sums.sum(0) - sums) / outside.clamp_min(1)[:, None]
+    counted = ((inside >= MIN_GROUP) & (outside >= MIN_GROUP)).to(cluster_probs.dtype)
+    distance = (own_share - other_share).square().sum(1) * counted
+    return distance.sum() / counted.sum().clamp_min(1)
+
+
 class _ReverseGradient(torch.autograd.Function):
     """Identity forward; the gradient's sign flipped backward."""
 
