@@ -44,9 +44,11 @@ classification_weight
     cluster_share_weight
         With a condition penalty, the weight of a second one on the mixture: every cluster
         holds the same share of each condition's cells (q(y | x, c) averaged per condition
-        in every minibatch, :func:`~cgmvae.nn.invariance.cluster_share_penalty`), from the
-        placement of the mixture on; 0 turns it off. It makes the same assumption as
-        ``condition_invariance``.
+        in every minibatch, :func:`~cgmvae.nn.cluster_share_penalty`), from the placement
+        of the mixture on; 0 turns it off. It makes the same assumption as
+        ``condition_invariance``. ``None`` (default): 100 for count likelihoods
+        (``cgmvae.nn.invariance.CLUSTER_SHARE_WEIGHT``), 0 for the others (on images it did
+        not help, see the conditions page of the docs).
 
     Examples
     --------
@@ -78,6 +80,6 @@ classification_weight
         specific_effect_scale: float = 0.1,
         condition_invariance: ConditionInvarianceKind | None = "mmd",
         invariance_weight: float = 10.0,
-        cluster_share_weight: float = 100.0,
+        cluster_share_weight: float | None = None,
     ):
         self._build(locals())

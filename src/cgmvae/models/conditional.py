@@ -13,6 +13,7 @@ from cgmvae.constants import (
     check_condition_effect,
     check_condition_invariance,
 )
+from cgmvae.nn.invariance import CLUSTER_SHARE_WEIGHT
 from cgmvae.nn.likelihood import get_likelihood
 from cgmvae.train import PlaceConditionEffect
 from cgmvae.train.placement.effect import MIN_EFFECT_GROUPS
@@ -84,9 +85,13 @@ class ConditionalMixin:
         weight = resolved["invariance_weight"]
         if not weight >= 0:
             raise ValueError(f"invariance_weight must be zero or positive, got {weight}.")
-        share = resolved.get("cluster_share_weight", 0.0)
-        if not share >= 0:
-            raise ValueError(f"cluster_share_weight must be zero or positive, got {share}.")
+        if "cluster_share_weight" in resolved:
+            share = resolved["cluster_share_weight"]
+            if share is None:
+                counts = get_likelihood(resolved["likelihood"]).counts
+                resolved["cluster_share_weight"] = CLUSTER_SHARE_WEIGHT if counts else 0.0
+            elif not share >= 0:
+                raise ValueError(f"cluster_share_weight must be zero or positive, got {share}.")
         return resolved
 
     def _training_callbacks(self, max_epochs: int) -> list:

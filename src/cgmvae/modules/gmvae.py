@@ -45,8 +45,9 @@ class GMVAEModule(VAEModule):
         Weight α of the cross-entropy on labelled cells.
     cluster_share_weight
         With a condition penalty (``condition_invariance``), the weight of
-        :func:`~cgmvae.nn.invariance.cluster_share_penalty` once the mixture is placed:
-        every cluster holds the same share of each condition's cells (0: not used).
+        :func:`~cgmvae.nn.cluster_share_penalty` once the mixture is placed:
+        every cluster holds the same share of each condition's cells (0: not used; the
+        CGMVAE model sets it by likelihood).
     **kwargs
         Passed to :class:`~cgmvae.modules.VAEModule` (``beta``, ``n_mc_samples``, sizes).
     """
@@ -61,7 +62,7 @@ class GMVAEModule(VAEModule):
         learn_cluster_weights: bool = False,
         n_labels: int = 0,
         classification_weight: float = 100.0,
-        cluster_share_weight: float = 100.0,
+        cluster_share_weight: float = 0.0,
         **kwargs,
     ):
         super().__init__(*args, n_effect_clusters=n_clusters, **kwargs)

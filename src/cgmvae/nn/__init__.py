@@ -3,7 +3,7 @@
 from cgmvae.nn.blocks import Decoder, Encoder
 from cgmvae.nn.condition_adapter import ConditionAdapter
 from cgmvae.nn.condition_effect import ConditionEffect
-from cgmvae.nn.invariance import AdversarialPenalty, MMDPenalty
+from cgmvae.nn.invariance import AdversarialPenalty, MMDPenalty, cluster_share_penalty
 from cgmvae.nn.likelihood import (
     LIKELIHOODS,
     LikelihoodHead,
@@ -24,6 +24,7 @@ __all__ = [
     "LikelihoodHead",
     "MMDPenalty",
     "MixturePrior",
+    "cluster_share_penalty",
     "get_likelihood",
     "kl_diagonal_gaussians",
     "kl_standard_normal",

@@ -17,6 +17,8 @@ from torch import nn
 KERNEL_SCALES = (0.25, 1.0, 4.0)
 #: Cells a condition needs in a minibatch to enter the penalty.
 MIN_GROUP = 2
+#: The CGMVAE's weight of :func:`cluster_share_penalty` for count likelihoods.
+CLUSTER_SHARE_WEIGHT = 100.0
 
 
 class MMDPenalty(nn.Module):
