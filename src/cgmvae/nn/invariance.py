@@ -1,7 +1,8 @@
 """Learned penalties that push the latent to carry no information about the condition.
 
-Each penalty takes a minibatch of latent means and their condition codes and returns one
-number that is small when the conditions cannot be told apart from the latent. Neither
+Each penalty takes a minibatch of latent means (or, for :func:`cluster_share_penalty`, of
+cluster posteriors) and their condition codes and returns one number that is small when the
+conditions cannot be told apart from them. Neither
 assumes a form of the change the condition makes to the observations: they only ask that
 the latent's distribution be the same under every condition, which holds when the
 conditions hold the same mixture of contents (a randomised experiment).
@@ -19,6 +20,22 @@ KERNEL_SCALES = (0.25, 1.0, 4.0)
 MIN_GROUP = 2
 #: The CGMVAE's weight of :func:`cluster_share_penalty` for count likelihoods.
 CLUSTER_SHARE_WEIGHT = 100.0
+
+
+def condition_groups(
+    condition: torch.Tensor, n_conditions: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Split a minibatch by condition, for a penalty of each condition against the others.
+
+    Returns the one-hot memberships ``(n_cells, n_conditions)``, the cells inside and
+    outside each condition, and which conditions count (:data:`MIN_GROUP` cells or more on
+    both sides), all as ``dtype``, without indexing (no host-device synchronisation).
+    """
+    members = nn.functional.one_hot(condition.long().reshape(-1), n_conditions).to(dtype)
+    inside = members.sum(0)
+    outside = inside.sum() - inside
+    counted = ((inside >= MIN_GROUP) & (outside >= MIN_GROUP)).to(dtype)
+    return members, inside, outside, counted
 
 
 class MMDPenalty(nn.Module):
@@ -47,8 +64,8 @@ class MMDPenalty(nn.Module):
 
     def forward(self, latent: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """Return the MMD² penalty of a minibatch (a scalar)."""
-        members = nn.functional.one_hot(condition.long().reshape(-1), self.n_conditions).to(
-            latent.dtype
+        members, inside, outside, counted = condition_groups(
+            condition, self.n_conditions, latent.dtype
         )
         distances = torch.cdist(latent, latent).square()
         scale = distances.detach().mean().clamp_min(1e-8)
@@ -59,12 +76,9 @@ class MMDPenalty(nn.Module):
         total = pair_sums.sum()
         own = pair_sums.diagonal()
         with_all = pair_sums.sum(1)
-        inside = members.sum(0)
-        outside = inside.sum() - inside
         within = own / inside.square().clamp_min(1)
         others = (total - 2 * with_all + own) / outside.square().clamp_min(1)
         between = (with_all - own) / (inside * outside).clamp_min(1)
-        counted = ((inside >= MIN_GROUP) & (outside >= MIN_GROUP)).to(latent.dtype)
         discrepancy = (within + others - 2 * between) * counted
         return discrepancy.sum() / counted.sum().clamp_min(1)
 
@@ -89,15 +103,12 @@ def cluster_share_penalty(
     n_conditions
         Number of condition categories.
     """
-    members = nn.functional.one_hot(condition.long().reshape(-1), n_conditions).to(
-        cluster_probs.dtype
+    members, inside, outside, counted = condition_groups(
+        condition, n_conditions, cluster_probs.dtype
     )
     sums = members.T @ cluster_probs
-    inside = members.sum(0)
-    outside = inside.sum() - inside
     own_share = sums / inside.clamp_min(1)[:, None]
     other_share = (sums.sum(0) - sums) / outside.clamp_min(1)[:, None]
-    counted = ((inside >= MIN_GROUP) & (outside >= MIN_GROUP)).to(cluster_probs.dtype)
     distance = (own_share - other_share).square().sum(1) * counted
     return distance.sum() / counted.sum().clamp_min(1)
 
