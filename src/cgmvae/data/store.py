@@ -98,7 +98,7 @@ class StoredRows:
     """
 
     def __init__(self, adata):
-        encoding = _encoding(adata.file["X"]) if adata.isbacked else None
+        encoding = _backed_encoding(adata)
         if encoding != "csr_matrix":
             raise ValueError(
                 f"StoredRows reads the CSR X of a backed AnnData; this one's X is "
@@ -138,11 +138,14 @@ def _encoding(matrix) -> str | None:
     return None if matrix is None else matrix.attrs.get("encoding-type", "array")
 
 
+def _backed_encoding(adata) -> str | None:
+    """How a backed AnnData's file stores its ``X``; ``None`` for an AnnData in memory."""
+    return _encoding(adata.file["X"]) if adata.isbacked else None
+
+
 def stored_rows(adata) -> StoredRows | None:
     """Return a :class:`StoredRows` reader of a backed AnnData's ``X``, or ``None``.
 
     ``None`` for an AnnData in memory, and for a backed one whose ``X`` is not a CSR matrix.
     """
-    if not adata.isbacked or _encoding(adata.file["X"]) != "csr_matrix":
-        return None
-    return StoredRows(adata)
+    return StoredRows(adata) if _backed_encoding(adata) == "csr_matrix" else None
