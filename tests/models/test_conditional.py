@@ -299,7 +299,7 @@ def test_condition_invariance_is_checked_logged_and_survives_save_load(
 def test_cluster_shares_are_on_for_counts_and_off_for_images_unless_given(sim_adata):
     adata = sim_adata[:100].copy()
     CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
-    assert CGMVAE(adata, n_clusters=3).module.cluster_share_weight == 100.0
+    assert CGMVAE(adata, n_clusters=3).module.cluster_share_weight == 30.0
     assert CGMVAE(adata, n_clusters=3, likelihood="gaussian").module.cluster_share_weight == 0
     given = CGMVAE(adata, n_clusters=3, likelihood="gaussian", cluster_share_weight=5.0)
     assert given.module.cluster_share_weight == 5.0

@@ -46,7 +46,7 @@ classification_weight
         holds the same share of each condition's cells (q(y | x, c) averaged per condition
         in every minibatch, :func:`~cgmvae.nn.cluster_share_penalty`), from the placement
         of the mixture on; 0 turns it off. It makes the same assumption as
-        ``condition_invariance``. ``None`` (default): 100 for count likelihoods
+        ``condition_invariance``. ``None`` (default): 30 for count likelihoods
         (``cgmvae.nn.invariance.CLUSTER_SHARE_WEIGHT``), 0 for the others (on images it did
         not help, see the conditions page of the docs).
 

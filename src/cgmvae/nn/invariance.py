@@ -19,7 +19,7 @@ KERNEL_SCALES = (0.25, 1.0, 4.0)
 #: Cells a condition needs in a minibatch to enter the penalty.
 MIN_GROUP = 2
 #: The CGMVAE's weight of :func:`cluster_share_penalty` for count likelihoods.
-CLUSTER_SHARE_WEIGHT = 100.0
+CLUSTER_SHARE_WEIGHT = 30.0
 
 
 def condition_groups(
