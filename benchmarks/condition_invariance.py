@@ -37,7 +37,8 @@ cells of each reference type stimulated, 50 responding genes per type, half of t
 Models (:data:`COUNT_MODELS`), at their defaults: the CGMVAE on the counts without the effect
 (``reference``, fitted once per seed and recorded for every strength, as it never sees the
 effect), the GMVAE (condition not given), the CGMVAE (condition given; also with each
-learned penalty, and ``mmd only`` without the penalty on the clusters' shares), scVI with
+learned penalty, ``mmd only`` without the penalty on the clusters' shares and ``shares 100``
+with it at 100, the default before 30), scVI with
 the condition as ``batch_key`` + Leiden and Harmony (``harmonypy``
 on 50 principal components of log-normalised counts) + Leiden, Leiden's resolution bisected to
 give K. Reported: ARI with the reference types, ARI with the condition, leakage of the
@@ -268,6 +269,7 @@ COUNT_MODELS = {
     "CGMVAE no penalty": (True, _cgmvae_counts, {"condition_invariance": None}),
     "CGMVAE mmd": (True, _cgmvae_counts, {"condition_invariance": "mmd"}),
     "CGMVAE mmd only": (True, _cgmvae_counts, {"cluster_share_weight": 0.0}),
+    "CGMVAE shares 100": (True, _cgmvae_counts, {"cluster_share_weight": 100.0}),
     "CGMVAE adversarial": (True, _cgmvae_counts, {"condition_invariance": "adversarial"}),
     "scVI + Leiden": (True, _scvi_leiden, {}),
     "Harmony + Leiden": (True, _harmony_leiden, {}),
