@@ -534,7 +534,7 @@ def plot_images(summary: pd.DataFrame, reference_acc: float, max_epochs: int) ->
     names = {
         "GMVAE": "GMVAE, not told the condition",
         "CGMVAE affine": "CGMVAE, affine map (former default)",
-        "CGMVAE mmd + shares": "CGMVAE, MMD + cluster shares (the count default)",
+        "CGMVAE mmd + shares": "CGMVAE, MMD + cluster shares at weight 100",
         "CGMVAE": "CGMVAE, MMD penalty (default)",
     }
     shown = summary[summary["model"].isin(list(names))]
