@@ -10,9 +10,14 @@ held-out condition. Scores, against the true effect:
   held-out cells, all genes and the 100 genes with the largest true |LFC|;
 - ``de_top100``: fraction of the truly changed genes (|LFC| >= 0.5) among the 100 largest
   predicted changes.
+- ``observed_r``: ``response_r`` of the groups observed under both conditions in training
+  (10 cells or more under each), their control cells predicted under the target, averaged
+  over the groups: what a method does where the data show the group's own response.
 
 Methods, in one run on the same data: CGMVAE with the additive condition effect and the MMD
-penalty on z (the default), the same without the penalty (the default before issue 26), and
+penalty on z (the default), the same model with its cluster-specific changes applied in
+full rather than weighted by their support (the default before 2026-12-06), the same without
+the penalty (the default before issue 26), and
 with the condition injected into every decoder layer (the default before that),
 CVAE (default), scVI (``get_normalized_expression(transform_batch=...)``, NB, same sizes),
 scGen-style latent arithmetic (an unconditional VAE, z + mean z(target) - mean z(reference)
@@ -44,7 +49,9 @@ Usage: ``python benchmarks/counterfactual.py [--seeds 3] [--max-epochs 200] [--d
 from __future__ import annotations
 
 import argparse
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,35 +74,64 @@ RESULTS = Path(__file__).parent / "results"
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False}
 PBMC_HELD_OUT = ("CD14+ Monocyte", "CD19+ B", "CD4+/CD25 T Reg")
 SIMULATIONS = {"sim-shared": 1.0, "sim-half": 0.5, "sim-specific": 0.0}
-METRICS = ["response_r", "r2_all", "r2_top100", "de_top100"]
+METRICS = ["response_r", "r2_all", "r2_top100", "de_top100", "observed_r"]
+#: Cells a group needs under each condition to be scored as observed.
+MIN_OBSERVED = 10
+
+Predictor = Callable[["Group"], np.ndarray]
+Builders = dict[str, Callable[[], Predictor]]
+
+
+@dataclass
+class Group:
+    """Control cells to predict under the target condition, and the truth to score them by."""
+
+    name: str
+    control: np.ndarray  # rows of the task's training AnnData
+    truth: object  # counts measured under the target condition
+    true_lfc: np.ndarray
 
 
 @dataclass
 class Task:
-    """A held-out group and what is known about it."""
+    """A held-out group, the groups observed under both conditions, and what is known."""
 
-    name: str
     train: object  # AnnData without the held-out group
-    control: np.ndarray  # rows of ``train``: the held-out group's control cells
-    truth: object  # AnnData of the held-out cells
-    true_lfc: np.ndarray
+    held_out: Group
+    observed: list[Group]
     oracle_lfc: np.ndarray
     target: str
     reference: str
     group_key: str
     n_clusters: int
 
+    @property
+    def name(self) -> str:
+        return self.held_out.name
+
+
+def group_rows(adata, group_key: str, group: str, condition: str) -> np.ndarray:
+    return np.flatnonzero((adata.obs[group_key] == group) & (adata.obs["condition"] == condition))
+
 
 def split(adata, group_key, group, target, reference, n_clusters, oracle_lfc) -> Task:
     held = ((adata.obs[group_key] == group) & (adata.obs["condition"] == target)).to_numpy()
     train = adata[~held].copy()
-    control = np.flatnonzero(
-        (train.obs[group_key] == group) & (train.obs["condition"] == reference)
+    held_out = Group(
+        group,
+        group_rows(train, group_key, group, reference),
+        adata.layers["counts"][held],
+        true_log_fold_change(adata, group, target, reference),
     )
-    true_lfc = true_log_fold_change(adata, group, target, reference)
+    observed = []
+    for other in train.obs[group_key].unique():
+        control = group_rows(train, group_key, other, reference)
+        measured = group_rows(train, group_key, other, target)
+        if other != group and min(len(control), len(measured)) >= MIN_OBSERVED:
+            true_lfc = true_log_fold_change(adata, other, target, reference)
+            observed.append(Group(other, control, train.layers["counts"][measured], true_lfc))
     return Task(
-        group, train, control, adata[held].copy(), true_lfc, oracle_lfc, target, reference,
-        group_key, n_clusters,
+        train, held_out, observed, oracle_lfc, target, reference, group_key, n_clusters
     )  # fmt: skip
 
 
@@ -124,7 +160,7 @@ def pbmc_tasks(seed: int) -> list[Task]:
     return tasks
 
 
-def predict_ours(model_cls, task: Task, seed: int, max_epochs: int, **kwargs) -> np.ndarray:
+def train_ours(model_cls, task: Task, seed: int, max_epochs: int, **kwargs):
     adata = task.train.copy()
     scvi.settings.seed = seed
     model_cls.setup_anndata(adata, layer="counts", condition_key="condition")
@@ -132,22 +168,37 @@ def predict_ours(model_cls, task: Task, seed: int, max_epochs: int, **kwargs) ->
         kwargs["n_clusters"] = task.n_clusters
     model = model_cls(adata, **kwargs)
     model.train(max_epochs=max_epochs, **QUIET)
-    return model.predict_counterfactual(target_condition=task.target, indices=task.control).X
+    return model
 
 
-def predict_scvi(task: Task, seed: int, max_epochs: int) -> np.ndarray:
+def counterfactual_of(model, task: Task, **kwargs) -> Predictor:
+    def predict(group: Group) -> np.ndarray:
+        return model.predict_counterfactual(task.target, indices=group.control, **kwargs).X
+
+    return predict
+
+
+def predict_ours(model_cls, task: Task, seed: int, max_epochs: int, **kwargs) -> Predictor:
+    return counterfactual_of(train_ours(model_cls, task, seed, max_epochs, **kwargs), task)
+
+
+def predict_scvi(task: Task, seed: int, max_epochs: int) -> Predictor:
     adata = task.train.copy()
     scvi.settings.seed = seed
     scvi.model.SCVI.setup_anndata(adata, layer="counts", batch_key="condition")
     model = scvi.model.SCVI(adata, n_hidden=128, n_latent=10, gene_likelihood="nb")
     model.train(max_epochs=max_epochs, **QUIET)
-    expression = model.get_normalized_expression(
-        indices=task.control, transform_batch=task.target, return_numpy=True
-    )
-    return np.asarray(expression)
+
+    def predict(group: Group) -> np.ndarray:
+        expression = model.get_normalized_expression(
+            indices=group.control, transform_batch=task.target, return_numpy=True
+        )
+        return np.asarray(expression)
+
+    return predict
 
 
-def predict_latent_arithmetic(task: Task, seed: int, max_epochs: int) -> np.ndarray:
+def predict_latent_arithmetic(task: Task, seed: int, max_epochs: int) -> Predictor:
     """scGen's recipe on an unconditional VAE: shift z by the balanced mean difference."""
     adata = task.train.copy()
     scvi.settings.seed = seed
@@ -163,37 +214,62 @@ def predict_latent_arithmetic(task: Task, seed: int, max_epochs: int) -> np.ndar
         reference = in_group & (obs["condition"] == task.reference).to_numpy()
         if target.any() and reference.any():
             deltas.append(latent[target].mean(0) - latent[reference].mean(0))
-    shifted = torch.as_tensor(latent[task.control] + np.mean(deltas, axis=0))
-    px = model.module.decode(shifted, library=1.0)
-    library = np.asarray(adata.layers["counts"][task.control].sum(1)).reshape(-1, 1)
-    return px.scale.numpy() * library
+    shift = np.mean(deltas, axis=0)
+
+    def predict(group: Group) -> np.ndarray:
+        px = model.module.decode(torch.as_tensor(latent[group.control] + shift), library=1.0)
+        library = np.asarray(adata.layers["counts"][group.control].sum(1)).reshape(-1, 1)
+        return px.scale.numpy() * library
+
+    return predict
 
 
-def score(name: str, predicted, task: Task) -> dict:
-    control = task.train.layers["counts"][task.control]
-    truth = task.truth.layers["counts"]
-    top = np.argsort(-np.abs(task.true_lfc))[:100]
-    return {
+def score(name: str, predict: Predictor, task: Task) -> tuple[dict, np.ndarray]:
+    """Scores of the held-out group, and ``observed_r`` over the observed groups."""
+    held_out = task.held_out
+    predicted = predict(held_out)
+    control = task.train.layers["counts"][held_out.control]
+    top = np.argsort(-np.abs(held_out.true_lfc))[:100]
+    observed = [
+        response_correlation(
+            predict(group), task.train.layers["counts"][group.control], group.true_lfc,
+            truth_is_lfc=True,
+        )
+        for group in task.observed
+    ]  # fmt: skip
+    row = {
         "method": name,
-        "response_r": response_correlation(predicted, control, task.true_lfc, truth_is_lfc=True),
-        "r2_all": r2_mean_expression(predicted, truth),
-        "r2_top100": r2_mean_expression(predicted, truth, top_genes=top),
-        "de_top100": de_recovery(predicted, control, task.true_lfc),
+        "response_r": response_correlation(
+            predicted, control, held_out.true_lfc, truth_is_lfc=True
+        ),
+        "r2_all": r2_mean_expression(predicted, held_out.truth),
+        "r2_top100": r2_mean_expression(predicted, held_out.truth, top_genes=top),
+        "de_top100": de_recovery(predicted, control, held_out.true_lfc),
+        "observed_r": float(np.mean(observed)) if observed else np.nan,
     }
+    return row, predicted
 
 
-def reference_predictions(task: Task) -> dict:
-    control = task.train.layers["counts"][task.control].toarray()
+def reference_predictions(task: Task) -> Builders:
+    def control(group: Group) -> np.ndarray:
+        return task.train.layers["counts"][group.control].toarray()
+
     return {
         "no change": lambda: control,
-        "oracle (shared effect)": lambda: control * np.exp(task.oracle_lfc),
-        "measured held-out cells": lambda: task.truth.layers["counts"],
+        "oracle (shared effect)": lambda: lambda group: control(group) * np.exp(task.oracle_lfc),
+        "measured held-out cells": lambda: lambda group: group.truth,
     }
 
 
-def model_predictions(task: Task, seed: int, max_epochs: int) -> dict:
+def model_predictions(
+    task: Task, seed: int, max_epochs: int
+) -> dict[str, Callable[[], Predictor]]:
+    default = functools.cache(lambda: train_ours(CGMVAE, task, seed, max_epochs))
     return {
-        "CGMVAE (additive, default)": lambda: predict_ours(CGMVAE, task, seed, max_epochs),
+        "CGMVAE (additive, default)": lambda: counterfactual_of(default(), task),
+        "CGMVAE (default, specific changes in full)": lambda: counterfactual_of(
+            default(), task, weight_by_support=False
+        ),
         "CGMVAE (additive, no penalty)": lambda: predict_ours(
             CGMVAE, task, seed, max_epochs, condition_invariance=None
         ),
@@ -214,10 +290,9 @@ def run(data: str, seed: int, max_epochs: int, kept: dict) -> list[dict]:
     rows = []
     for task in tasks:
         predictions = reference_predictions(task) | model_predictions(task, seed, max_epochs)
-        for name, predict in predictions.items():
+        for name, build in predictions.items():
             start = time.perf_counter()
-            predicted = predict()
-            row = score(name, predicted, task)
+            row, predicted = score(name, build(), task)
             row.update(data=data, held_out=task.name, seed=seed, max_epochs=max_epochs)
             row["seconds"] = round(time.perf_counter() - start, 1)
             rows.append(row)
@@ -229,14 +304,23 @@ def run(data: str, seed: int, max_epochs: int, kept: dict) -> list[dict]:
 
 def plot_summary(summary: pd.DataFrame, path: Path) -> None:
     datasets = summary.index.get_level_values("data").unique()
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
+    scores = {"response_r": "held-out group", "observed_r": "groups observed in training"}
     for ax, data in zip(axes[0], datasets, strict=True):
         part = summary.loc[data]
-        means = part[("response_r", "mean")].fillna(0.0)
-        ax.barh(part.index, means, xerr=part[("response_r", "std")].fillna(0.0))
+        rows = np.arange(len(part))
+        lowest = 0.0
+        for shift, (metric, label) in zip((-0.2, 0.2), scores.items(), strict=True):
+            means = part[(metric, "mean")].fillna(0.0)
+            errors = part[(metric, "std")].fillna(0.0)
+            ax.barh(rows + shift, means, height=0.4, xerr=errors, label=label)
+            lowest = min(lowest, means.min())
+        ax.set_yticks(rows, part.index)
+        ax.invert_yaxis()
         ax.set_xlabel("Pearson r, predicted vs true log fold change")
         ax.set_title(data)
-        ax.set_xlim(min(0, means.min()), 1)
+        ax.set_xlim(lowest, 1)
+    axes[0][0].legend(loc="lower right", fontsize=8)
     for ax in axes[0][1:]:
         ax.set_yticklabels([])
     fig.tight_layout()
@@ -254,15 +338,16 @@ def plot_groups(kept: dict, path: Path) -> None:
     for (lfc_ax, mean_ax), ((data, group), (predicted, task)) in zip(
         axes, kept.items(), strict=True
     ):
-        control = log_means(task.train.layers["counts"][task.control])
+        control = log_means(task.train.layers["counts"][task.held_out.control])
         predicted_means = log_means(predicted)
         expressed = control >= 0.05
-        lfc_ax.scatter(task.true_lfc[expressed], (predicted_means - control)[expressed], s=6)
+        true_lfc = task.held_out.true_lfc
+        lfc_ax.scatter(true_lfc[expressed], (predicted_means - control)[expressed], s=6)
         lfc_ax.axline((0, 0), slope=1, color="grey", lw=0.8)
         lfc_ax.set_xlabel("true log fold change")
         lfc_ax.set_ylabel("predicted log fold change")
         lfc_ax.set_title(f"{data}: {group}", fontsize=9)
-        truth_means = log_means(task.truth.layers["counts"])
+        truth_means = log_means(task.held_out.truth)
         mean_ax.scatter(truth_means, predicted_means, s=6)
         mean_ax.axline((0, 0), slope=1, color="grey", lw=0.8)
         r2 = np.corrcoef(truth_means, predicted_means)[0, 1] ** 2

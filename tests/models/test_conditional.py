@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scvi
+import torch
 from anndata import AnnData
 from scipy import ndimage
 
@@ -126,6 +127,42 @@ def test_seen_pairs_get_their_own_response(held_out):
         control_counts = train.layers["counts"][control]
         r = response_correlation(predicted.X, control_counts, true_lfc, truth_is_lfc=True)
         assert r >= 0.75, (cluster, r)
+
+
+def majority_cluster(model, rows: np.ndarray) -> int:
+    return int(np.bincount(model.get_cluster_assignments(indices=rows)).argmax())
+
+
+def specific_shift(model, rows, genes, **kwargs) -> float:
+    """Log change of ``genes`` against the rest that a +2 specific change of every cluster
+    adds to the prediction of ``rows`` under condition_1."""
+    effect = model.module.condition_effect
+    before = model.predict_counterfactual("condition_1", indices=rows, **kwargs).X
+    saved = effect.specific.detach().clone()
+    with torch.no_grad():
+        effect.specific[:, 0, genes] += 2.0 / effect.gain
+    try:
+        after = model.predict_counterfactual("condition_1", indices=rows, **kwargs).X
+    finally:
+        with torch.no_grad():
+            effect.specific.copy_(saved)
+    ratio = np.log(after.sum(0) + 1e-8) - np.log(before.sum(0) + 1e-8)
+    others = np.setdiff1d(np.arange(ratio.size), genes)
+    return float(ratio[genes].mean() - ratio[others].mean())
+
+
+def test_specific_changes_transfer_only_to_content_the_target_condition_holds(held_out):
+    """A cluster never observed under condition_1 (the held-out cluster_3's) does not pass a
+    specific change on to its cells; an observed cluster passes it on in full."""
+    model, train, _, _ = held_out
+    control = train.obs["condition"] == "condition_0"
+    held = np.flatnonzero(control & (train.obs["cluster"] == "cluster_3"))
+    seen = np.flatnonzero(control & (train.obs["cluster"] == "cluster_0"))
+    assert majority_cluster(model, held) != majority_cluster(model, seen)
+    genes = np.arange(10)
+    assert specific_shift(model, held, genes) < 0.2
+    assert specific_shift(model, held, genes, weight_by_support=False) > 1.8
+    assert specific_shift(model, seen, genes) > 1.8
 
 
 def test_counterfactual_returns_annotated_anndata(held_out):

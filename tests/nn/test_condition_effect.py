@@ -3,6 +3,7 @@ import torch
 
 from cgmvae.modules import GMVAEModule
 from cgmvae.nn import ConditionEffect
+from cgmvae.nn.condition_effect import specific_support
 from cgmvae.train.placement import every_condition_observed
 
 
@@ -94,3 +95,13 @@ def test_place_shared_leaves_s_trainable_when_no_group_saw_both_conditions():
     assert not every_condition_observed(n_cells)
     n_cells[0, 1] = 50
     assert every_condition_observed(n_cells)
+
+
+def test_support_is_the_part_of_a_cluster_the_other_condition_holds():
+    shares = torch.tensor([[0.5, 0.5, 0.0], [0.1, 0.6, 0.3]])
+    support = specific_support(shares)
+    assert support.shape == (2, 2, 3)
+    torch.testing.assert_close(support[0, 0], torch.ones(3))
+    torch.testing.assert_close(support[1, 1], torch.tensor([1.0, 1.0, 1.0]))
+    torch.testing.assert_close(support[0, 1], torch.tensor([0.2, 1.0, 1.0]))
+    torch.testing.assert_close(support[1, 0], torch.tensor([1.0, 0.5 / 0.6, 0.0]))

@@ -13,6 +13,7 @@ from cgmvae.constants import (
     check_condition_effect,
     check_condition_invariance,
 )
+from cgmvae.nn.condition_effect import specific_support
 from cgmvae.nn.invariance import CLUSTER_SHARE_WEIGHT
 from cgmvae.nn.likelihood import get_likelihood
 from cgmvae.train import PlaceConditionEffect
@@ -116,6 +117,7 @@ class ConditionalMixin:
         n_samples: int = 1,
         batch_size: int | None = None,
         relative_to_observed: bool | None = None,
+        weight_by_support: bool = True,
     ) -> AnnData:
         """Predict each cell's expected expression had it been measured under ``target_condition``.
 
@@ -127,6 +129,14 @@ class ConditionalMixin:
         predicted. With ``relative_to_observed=False`` (and for other likelihoods) it is the
         decoded mean E[p(x | z, c′, s)]. With ``n_samples=1`` z is the posterior mean; with
         more, z is drawn and the predictions averaged.
+
+        With cluster-specific changes (the CGMVAE's additive effect), each cluster's change
+        between c and c′ is weighted by its support: the part of the cluster's content that
+        training observed under both (:func:`~cgmvae.nn.condition_effect.specific_support`,
+        from the training cells' cluster shares, one pass over them). A cluster that holds
+        fewer of c′'s cells than of c's was fitted under c′ on other content (a cell type
+        absent from c′ sharing a cluster with one present); the unsupported part falls back
+        to the shared change.
 
         Parameters
         ----------
@@ -146,6 +156,9 @@ class ConditionalMixin:
         relative_to_observed
             Apply the predicted fold change to the observed counts (count likelihoods; the
             default there) rather than return the decoded mean.
+        weight_by_support
+            Weight the cluster-specific changes by their support (see above); ``False``
+            applies each cluster's change in full.
 
         Returns
         -------
@@ -165,12 +178,11 @@ class ConditionalMixin:
         if n_samples < 1:
             raise ValueError(f"n_samples must be at least 1, got {n_samples}.")
 
+        support = self._specific_support(code) if weight_by_support else None
+
         def decode_under_target(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-            inference = self.module.inference(
-                **self.module._get_inference_input(tensors), n_samples=n_samples
-            )
-            decoder_input = self.module._get_generative_input(
-                tensors, inference, use_mean=n_samples == 1
+            decoder_input = self._counterfactual_input(
+                tensors, n_samples, support, use_mean=n_samples == 1
             )
             px = self.module.generative(**decoder_input, transform_condition=code)
             px = px[MODULE_KEYS.PX_KEY]
@@ -205,6 +217,7 @@ class ConditionalMixin:
         n_samples: int = 20,
         delta: float = 0.25,
         batch_size: int | None = None,
+        weight_by_support: bool = True,
     ) -> pd.DataFrame:
         """Which genes each group's cells would change, had they been under ``target_condition``.
 
@@ -236,6 +249,9 @@ class ConditionalMixin:
             Smallest |log2 fold change| that counts as a change.
         batch_size
             Minibatch size for inference.
+        weight_by_support
+            Weight the cluster-specific changes by their support, as
+            :meth:`predict_counterfactual` does.
 
         Returns
         -------
@@ -258,12 +274,12 @@ class ConditionalMixin:
             raise ValueError(f"Every cell is already under {target_condition!r}; nothing changes.")
         names, codes = np.unique(groups[rows], return_inverse=True)
         totals = _ChangeTotals(len(names), source.n_vars, delta)
+        support = self._specific_support(code) if weight_by_support else None
         offset = 0
         for tensors in self._make_data_loader(source, indices=rows, batch_size=batch_size):
             size = len(tensors[REGISTRY_KEYS.X_KEY])
-            totals.add(
-                *self._paired_scales(tensors, code, n_samples), codes[offset : offset + size]
-            )
+            scales = self._paired_scales(tensors, code, n_samples, support)
+            totals.add(*scales, codes[offset : offset + size])
             offset += size
         return totals.table(names, self.get_var_names(), str(target_condition))
 
@@ -277,20 +293,68 @@ class ConditionalMixin:
         return np.full(source.n_obs, "all")
 
     def _paired_scales(
-        self, tensors: dict[str, torch.Tensor], code: int, n_samples: int
+        self,
+        tensors: dict[str, torch.Tensor],
+        code: int,
+        n_samples: int,
+        support: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised expression of the same z draws under the own and the target condition."""
         self.module.eval()
-        inference = self.module.inference(
-            **self.module._get_inference_input(tensors), n_samples=n_samples
-        )
-        decoder_input = self.module._get_generative_input(tensors, inference)
+        decoder_input = self._counterfactual_input(tensors, n_samples, support)
         own = self.module.generative(**decoder_input)[MODULE_KEYS.PX_KEY].scale
         target = self.module.generative(**decoder_input, transform_condition=code)
         scales = own, target[MODULE_KEYS.PX_KEY].scale
         if n_samples == 1:  # one draw: no sample dimension
             scales = tuple(scale.unsqueeze(0) for scale in scales)
         return tuple(scale.cpu() for scale in scales)
+
+    def _counterfactual_input(
+        self,
+        tensors: dict[str, torch.Tensor],
+        n_samples: int,
+        support: torch.Tensor | None,
+        use_mean: bool = False,
+    ) -> dict[str, torch.Tensor | None]:
+        """Return a minibatch's decoder inputs, the specific changes weighted by ``support``.
+
+        ``support`` is :meth:`_specific_support`'s table for the target, ``(n_conditions,
+        n_clusters)``; scaling q(y | x, c) scales the specific changes under both conditions,
+        which enter the decoder linearly in it.
+        """
+        inference = self.module.inference(
+            **self.module._get_inference_input(tensors), n_samples=n_samples
+        )
+        decoder_input = self.module._get_generative_input(tensors, inference, use_mean=use_mean)
+        probs = decoder_input[MODULE_KEYS.CLUSTER_PROBS_KEY]
+        if support is not None and probs is not None:
+            source = tensors[REGISTRY_KEYS.CONDITION_KEY].long().reshape(-1).to(probs.device)
+            decoder_input[MODULE_KEYS.CLUSTER_PROBS_KEY] = probs * support.to(probs)[source]
+        return decoder_input
+
+    def _specific_support(self, code: int) -> torch.Tensor | None:
+        """Return the support of the specific changes from every condition to ``code``.
+
+        ``(n_conditions, n_clusters)`` from the training cells' cluster shares per condition
+        (:func:`~cgmvae.nn.condition_effect.specific_support`); ``None`` without
+        cluster-specific changes.
+        """
+        effect = getattr(self.module, "condition_effect", None)
+        if effect is None or effect.specific is None:
+            return None
+
+        def probs_and_condition(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+            probs = self._inference(tensors)[MODULE_KEYS.CLUSTER_PROBS_KEY]
+            condition = tensors[REGISTRY_KEYS.CONDITION_KEY].to(probs).reshape(-1, 1)
+            return torch.cat([probs, condition], dim=-1)
+
+        collected = torch.as_tensor(self._collect(probs_and_condition), dtype=torch.float64)
+        members = torch.nn.functional.one_hot(
+            collected[:, -1].long(), len(self.conditions)
+        ).double()
+        sums = members.T @ collected[:, :-1]
+        shares = sums / members.sum(0).clamp_min(1)[:, None]
+        return specific_support(shares)[:, code].float()
 
     def _target_condition_code(self, target_condition) -> int:
         """Code of the target condition; errors that say what to pass."""

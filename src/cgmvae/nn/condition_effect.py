@@ -154,6 +154,32 @@ class ConditionEffect(nn.Module):
         return -self.gain * self.specific.abs().sum() / self.specific_scale
 
 
+def specific_support(shares: torch.Tensor) -> torch.Tensor:
+    """How much of each cluster's content one condition observed of another's.
+
+    With the same mix of contents under every condition, a cluster holds the same share of
+    each condition's cells; where it holds a smaller share of condition c′'s cells than of
+    c's, only that part of its c cells has counterparts under c′, and its specific response
+    between c and c′ was fitted on content the rest do not have (a cell type held out of c′
+    that shares its cluster with another type). The support is that part.
+
+    Parameters
+    ----------
+    shares
+        ``shares[c, k]``: cluster k's share of condition c's training cells (mean q(y | x, c)),
+        shape ``(n_conditions, n_clusters)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``support[c, c′, k] = min(1, shares[c′, k] / shares[c, k])`` (1 where cluster k holds
+        none of c's cells), shape ``(n_conditions, n_conditions, n_clusters)``.
+    """
+    source = shares[:, None, :]
+    ratio = shares[None, :, :] / source.clamp_min(1e-12)
+    return torch.where(source > 0, ratio.clamp(max=1.0), 1.0)
+
+
 def soft_threshold(values: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
     """Shrink ``values`` toward zero by ``threshold`` (zero where smaller)."""
     return values.sign() * (values.abs() - threshold).clamp_min(0.0)
