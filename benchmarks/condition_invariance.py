@@ -15,8 +15,9 @@ written as ``a·x + b`` with ``a > 0`` per feature; ``invert`` (``1 − x``), ``
 - ``CGMVAE``: the changed set, condition given, at the defaults;
 - ``CGMVAE <variant>``: the same with one mechanism set explicitly (the ``affine`` map without
   a penalty, the former default; ``injected, no penalty``; the ``adversarial`` penalty;
-  ``mmd only`` and ``mmd + shares``, without and with the penalty on the clusters' shares
-  per condition; with ``--weight``, the penalty at another weight; see :data:`MODELS`).
+  ``mmd only`` and ``shares 100``, without the penalty on the clusters' shares per
+  condition and with it at weight 100; with ``--weight``, the penalty at another weight;
+  see :data:`MODELS`).
 
 Reported per (change, model): Hungarian ACC against the digits, ARI against the condition (0:
 the clusters ignore it), and the leakage of the condition into the latent: 5-fold
@@ -124,7 +125,7 @@ MODELS = {
     ),
     "CGMVAE mmd": (CGMVAE, True, {"condition_invariance": "mmd"}),
     "CGMVAE mmd only": (CGMVAE, True, {"cluster_share_weight": 0.0}),
-    "CGMVAE mmd + shares": (CGMVAE, True, {"cluster_share_weight": 100.0}),
+    "CGMVAE shares 100": (CGMVAE, True, {"cluster_share_weight": 100.0}),
     "CGMVAE adversarial": (CGMVAE, True, {"condition_invariance": "adversarial"}),
     "CGMVAE switched": (
         CGMVAE, True, {"condition_effect": "switched", "condition_invariance": None}
@@ -534,7 +535,7 @@ def plot_images(summary: pd.DataFrame, reference_acc: float, max_epochs: int) ->
     names = {
         "GMVAE": "GMVAE, not told the condition",
         "CGMVAE affine": "CGMVAE, affine map (former default)",
-        "CGMVAE mmd + shares": "CGMVAE, MMD + cluster shares at weight 100",
+        "CGMVAE shares 100": "CGMVAE, MMD + cluster shares at weight 100",
         "CGMVAE": "CGMVAE, MMD penalty (default)",
     }
     shown = summary[summary["model"].isin(list(names))]
