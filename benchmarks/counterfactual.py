@@ -304,7 +304,8 @@ def run(data: str, seed: int, max_epochs: int, kept: dict) -> list[dict]:
 
 def plot_summary(summary: pd.DataFrame, path: Path) -> None:
     datasets = summary.index.get_level_values("data").unique()
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
+    width = 2.5 + 5.5 * len(datasets)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(width, 4.2), squeeze=False)
     scores = {"response_r": "held-out group", "observed_r": "groups observed in training"}
     for ax, data in zip(axes[0], datasets, strict=True):
         part = summary.loc[data]
@@ -320,7 +321,7 @@ def plot_summary(summary: pd.DataFrame, path: Path) -> None:
         ax.set_xlabel("Pearson r, predicted vs true log fold change")
         ax.set_title(data)
         ax.set_xlim(lowest, 1)
-    axes[0][0].legend(loc="lower right", fontsize=8)
+    axes[0][0].legend(loc="upper right", fontsize=8)
     for ax in axes[0][1:]:
         ax.set_yticklabels([])
     fig.tight_layout()

@@ -2,8 +2,7 @@ import pytest
 import torch
 
 from cgmvae.modules import GMVAEModule
-from cgmvae.nn import ConditionEffect
-from cgmvae.nn.condition_effect import specific_support
+from cgmvae.nn import ConditionEffect, specific_support
 from cgmvae.train.placement import every_condition_observed
 
 

@@ -13,7 +13,7 @@ from cgmvae.constants import (
     check_condition_effect,
     check_condition_invariance,
 )
-from cgmvae.nn.condition_effect import specific_support
+from cgmvae.nn import specific_support
 from cgmvae.nn.invariance import CLUSTER_SHARE_WEIGHT
 from cgmvae.nn.likelihood import get_likelihood
 from cgmvae.train import PlaceConditionEffect
@@ -132,7 +132,7 @@ class ConditionalMixin:
 
         With cluster-specific changes (the CGMVAE's additive effect), each cluster's change
         between c and c′ is weighted by its support: the part of the cluster's content that
-        training observed under both (:func:`~cgmvae.nn.condition_effect.specific_support`,
+        training observed under both (:func:`~cgmvae.nn.specific_support`,
         from the training cells' cluster shares, one pass over them). A cluster that holds
         fewer of c′'s cells than of c's was fitted under c′ on other content (a cell type
         absent from c′ sharing a cluster with one present); the unsupported part falls back
@@ -336,7 +336,7 @@ class ConditionalMixin:
         """Return the support of the specific changes from every condition to ``code``.
 
         ``(n_conditions, n_clusters)`` from the training cells' cluster shares per condition
-        (:func:`~cgmvae.nn.condition_effect.specific_support`); ``None`` without
+        (:func:`~cgmvae.nn.specific_support`); ``None`` without
         cluster-specific changes.
         """
         effect = getattr(self.module, "condition_effect", None)

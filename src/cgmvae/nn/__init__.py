@@ -2,7 +2,7 @@
 
 from cgmvae.nn.blocks import Decoder, Encoder
 from cgmvae.nn.condition_adapter import ConditionAdapter
-from cgmvae.nn.condition_effect import ConditionEffect
+from cgmvae.nn.condition_effect import ConditionEffect, specific_support
 from cgmvae.nn.invariance import AdversarialPenalty, MMDPenalty, cluster_share_penalty
 from cgmvae.nn.likelihood import (
     LIKELIHOODS,
@@ -29,4 +29,5 @@ __all__ = [
     "kl_diagonal_gaussians",
     "kl_standard_normal",
     "register_likelihood",
+    "specific_support",
 ]
