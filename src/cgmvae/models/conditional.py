@@ -14,7 +14,7 @@ from cgmvae.constants import (
     check_condition_invariance,
 )
 from cgmvae.nn import specific_support
-from cgmvae.nn.invariance import CLUSTER_SHARE_WEIGHT
+from cgmvae.nn.invariance import CLUSTER_SHARE_WEIGHT, condition_groups
 from cgmvae.nn.likelihood import get_likelihood
 from cgmvae.train import PlaceConditionEffect
 from cgmvae.train.placement.effect import MIN_EFFECT_GROUPS
@@ -349,11 +349,10 @@ class ConditionalMixin:
             return torch.cat([probs, condition], dim=-1)
 
         collected = torch.as_tensor(self._collect(probs_and_condition), dtype=torch.float64)
-        members = torch.nn.functional.one_hot(
-            collected[:, -1].long(), len(self.conditions)
-        ).double()
-        sums = members.T @ collected[:, :-1]
-        shares = sums / members.sum(0).clamp_min(1)[:, None]
+        members, inside, _, _ = condition_groups(
+            collected[:, -1], len(self.conditions), collected.dtype
+        )
+        shares = members.T @ collected[:, :-1] / inside.clamp_min(1)[:, None]
         return specific_support(shares)[:, code].float()
 
     def _target_condition_code(self, target_condition) -> int:
