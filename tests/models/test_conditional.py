@@ -333,6 +333,27 @@ def test_condition_invariance_is_checked_logged_and_survives_save_load(
     )
 
 
+def test_an_encoder_blind_to_the_condition_codes_a_cell_alike_under_every_label(
+    quiet, sim_adata, tmp_path
+):
+    adata = sim_adata[:300].copy()
+    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    with pytest.raises(ValueError, match=r"encode_condition=False.*'switched'"):
+        CGMVAE(adata, condition_effect="switched", encode_condition=False)
+    relabelled = adata.copy()
+    conditions = relabelled.obs["condition"]
+    relabelled.obs["condition"] = conditions.cat.rename_categories(conditions.cat.categories[::-1])
+    for encode in (True, False):
+        model = CGMVAE(adata, n_clusters=3, n_latent=5, encode_condition=encode)
+        model.train(max_epochs=3, **quiet)
+        own, other = (model.get_latent_representation(data) for data in (adata, relabelled))
+        assert np.allclose(own, other, atol=1e-6) is not encode
+    model.save(tmp_path / "blind")
+    loaded = CGMVAE.load(tmp_path / "blind", adata=adata)
+    assert loaded.init_params_["non_kwargs"]["encode_condition"] is False
+    np.testing.assert_allclose(loaded.get_latent_representation(relabelled), own, atol=1e-5)
+
+
 def test_cluster_shares_are_on_for_counts_and_off_for_images_unless_given(sim_adata):
     adata = sim_adata[:100].copy()
     CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
@@ -340,6 +361,20 @@ def test_cluster_shares_are_on_for_counts_and_off_for_images_unless_given(sim_ad
     assert CGMVAE(adata, n_clusters=3, likelihood="gaussian").module.cluster_share_weight == 0
     given = CGMVAE(adata, n_clusters=3, likelihood="gaussian", cluster_share_weight=5.0)
     assert given.module.cluster_share_weight == 5.0
+
+
+def test_the_encoder_sees_the_condition_for_counts_only_unless_told(sim_adata):
+    adata = sim_adata[:100].copy()
+    CGMVAE.setup_anndata(adata, layer="counts", condition_key="condition")
+    for kwargs, sees in (
+        ({}, True),
+        ({"likelihood": "gaussian"}, False),
+        ({"likelihood": "gaussian", "condition_effect": "switched"}, True),
+        ({"likelihood": "gaussian", "encode_condition": True}, True),
+        ({"encode_condition": False}, False),
+    ):
+        summary = CGMVAE(adata, n_clusters=3, **kwargs)._model_summary_string
+        assert f"encode_condition={sees}" in summary, (kwargs, summary)
 
 
 def test_image_counterfactuals_are_decoded_means(quiet, seeded):

@@ -13,8 +13,9 @@ class CGMVAE(ConditionalMixin, GMVAE):
     """Conditional Gaussian-mixture VAE.
 
     y ~ Cat(π), z | y ~ N(μ_y, diag σ_y²), x ~ p(x | z, c) with the condition c given to
-    encoder and decoder, so that the clusters need not encode it, and the condition can be
-    swapped at decoding time (:meth:`predict_counterfactual`). By default the condition
+    the decoder (and, for count likelihoods, the encoder: ``encode_condition``), so that the
+    clusters need not encode it, and the condition can be swapped at decoding time
+    (:meth:`predict_counterfactual`). By default the condition
     changes the decoder's outputs by a response shared by all cells plus one per cluster,
     shrunk toward the shared one (``condition_effect="additive"``, see
     :class:`~cgmvae.models.conditional.ConditionalMixin`), so that a cluster never seen
@@ -49,6 +50,10 @@ classification_weight
         ``condition_invariance``. ``None`` (default): 30 for count likelihoods
         (``cgmvae.nn.invariance.CLUSTER_SHARE_WEIGHT``), 0 for the others (on images it did
         not help, see the conditions page of the docs).
+    encode_condition
+        Whether the encoder sees the condition or encodes x alone; ``None`` (default): it
+        sees it for count likelihoods only, see
+        :class:`~cgmvae.models.conditional.ConditionalMixin`.
 
     Examples
     --------
@@ -81,5 +86,6 @@ classification_weight
         condition_invariance: ConditionInvarianceKind | None = "mmd",
         invariance_weight: float = 10.0,
         cluster_share_weight: float | None = None,
+        encode_condition: bool | None = None,
     ):
         self._build(locals())

@@ -67,6 +67,17 @@ class ConditionalMixin:
         penalty pulls them together; set ``None`` there.
     invariance_weight
         Weight of that penalty, per observation (as the ELBO's terms).
+    encode_condition
+        ``True``: the encoder sees the condition, as an input of every layer with
+        ``"injected"`` and ``"additive"``. ``False``: it encodes x alone (scVI's
+        ``encode_covariates=False``), so a change can reach z only through x, and the
+        penalty pairs the conditions' contents by how alike they look. ``None`` (default):
+        ``True`` for count likelihoods and with ``"switched"`` (which cannot be combined with
+        ``False``), ``False`` for the others. On MNIST (half the images changed, 30 epochs,
+        5 seeds) ``False`` reads a higher digit accuracy on a contrast, a pattern and a blur
+        with a smaller spread over seeds, and a lower one on a strong blur and an intensity
+        curve; see the conditions page of the docs. ``"affine"`` encodes without the
+        condition either way.
     """
 
     _conditional = True
@@ -75,10 +86,13 @@ class ConditionalMixin:
     def _resolve_module_kwargs(cls, module_kwargs: dict) -> dict:
         """Check the condition arguments; ``condition_effect=None`` follows the likelihood."""
         resolved = super()._resolve_module_kwargs(module_kwargs)
+        counts = get_likelihood(resolved["likelihood"]).counts
         if resolved["condition_effect"] is None:
-            counts = get_likelihood(resolved["likelihood"]).counts
             resolved["condition_effect"] = "additive" if counts else "injected"
         check_condition_effect(resolved["condition_effect"])
+        if resolved["encode_condition"] is None:
+            switched = resolved["condition_effect"] == "switched"
+            resolved["encode_condition"] = counts or switched
         scale = resolved["specific_effect_scale"]
         if not scale > 0:
             raise ValueError(f"specific_effect_scale must be positive, got {scale}.")
@@ -89,7 +103,6 @@ class ConditionalMixin:
         if "cluster_share_weight" in resolved:
             share = resolved["cluster_share_weight"]
             if share is None:
-                counts = get_likelihood(resolved["likelihood"]).counts
                 resolved["cluster_share_weight"] = CLUSTER_SHARE_WEIGHT if counts else 0.0
             elif not share >= 0:
                 raise ValueError(f"cluster_share_weight must be zero or positive, got {share}.")

@@ -62,9 +62,10 @@ class VAE(BaseAutoencoderModel):
 class CVAE(ConditionalMixin, VAE):
     """Conditional VAE: z ~ N(0, I), x ~ p(x | z, c), q(z | x, c).
 
-    The condition registered with ``setup_anndata(condition_key=...)`` enters encoder and
-    decoder, so z need not encode it; in the decoder by default as a response shared by all
-    cells (``condition_effect="additive"``, see
+    The condition registered with ``setup_anndata(condition_key=...)`` enters the decoder
+    (and, for count likelihoods, the encoder: ``encode_condition``), so z need not encode
+    it; in the decoder by default as a response shared by all cells
+    (``condition_effect="additive"``, see
     :class:`~cgmvae.models.conditional.ConditionalMixin`).
 
     Parameters
@@ -82,6 +83,10 @@ class CVAE(ConditionalMixin, VAE):
     condition_invariance, invariance_weight
         A learned penalty that keeps the condition out of the latent (``"mmd"``, the
         default, ``"adversarial"`` or ``None``) and its weight, see
+        :class:`~cgmvae.models.conditional.ConditionalMixin`.
+    encode_condition
+        Whether the encoder sees the condition or encodes x alone; ``None`` (default): it
+        sees it for count likelihoods only, see
         :class:`~cgmvae.models.conditional.ConditionalMixin`.
 
     Examples
@@ -108,5 +113,6 @@ class CVAE(ConditionalMixin, VAE):
         specific_effect_scale: float = 0.1,
         condition_invariance: ConditionInvarianceKind | None = "mmd",
         invariance_weight: float = 10.0,
+        encode_condition: bool | None = None,
     ):
         self._build(locals())

@@ -33,10 +33,11 @@ class LatentCost(NamedTuple):
 class AutoencoderModule(BaseModuleClass):
     """Deterministic autoencoder x̂ = D(E(x, c), c, s); the base of every variational module.
 
-    The condition c enters encoder and decoder (see ``condition_effect``); batch and
-    covariates s only the decoder, as in scVI. ``inference`` and ``generative`` return
-    scvi-tools' module keys (:data:`cgmvae.constants.MODULE_KEYS`): ``qz`` (a
-    distribution, variational modules only), ``qzm``, ``qzv``, ``z``, ``library`` and
+    The condition c enters the decoder and, with ``encode_condition``, the encoder (see
+    ``condition_effect``); batch and covariates s only the decoder, as in scVI.
+    ``inference`` and ``generative`` return scvi-tools' module keys
+    (:data:`cgmvae.constants.MODULE_KEYS`): ``qz`` (a distribution, variational modules
+    only), ``qzm``, ``qzv``, ``z``, ``library`` and
     ``px``. Subclasses change how z is drawn (:meth:`draw_latent`) and what the latent
     costs (:meth:`latent_terms`); everything else is shared.
 
@@ -79,6 +80,11 @@ class AutoencoderModule(BaseModuleClass):
         none. Only with two conditions or more.
     invariance_weight
         Weight of that penalty in the loss (per observation, as the ELBO's terms).
+    encode_condition
+        Whether the encoder sees the condition (as an input of every layer, with
+        ``"injected"`` and ``"additive"``); ``False`` encodes every observation by one function
+        of x alone, as scVI's ``encode_covariates=False``. Not with ``"switched"``, whose
+        first encoder layer is the condition's own.
     """
 
     variational = False
@@ -102,6 +108,7 @@ class AutoencoderModule(BaseModuleClass):
         specific_effect_scale: float = 0.1,
         condition_invariance: str | None = None,
         invariance_weight: float = 10.0,
+        encode_condition: bool = True,
     ):
         super().__init__()
         observation = get_likelihood(likelihood)
@@ -133,7 +140,14 @@ class AutoencoderModule(BaseModuleClass):
             penalty = INVARIANCE_PENALTIES[condition_invariance]
             self.invariance = penalty.for_latent(n_latent, n_conditions)
         self.invariance_weight = invariance_weight
-        encoder_conditions = 1 if kind in ("affine", "switched") else n_conditions
+        if not encode_condition and kind == "switched":
+            raise ValueError(
+                "encode_condition=False cannot be combined with condition_effect='switched', "
+                "whose first encoder layer is the condition's own; choose another "
+                "condition_effect or keep encode_condition=True."
+            )
+        blind = not encode_condition or kind in ("affine", "switched")
+        encoder_conditions = 1 if blind else n_conditions
         decoder_conditions = n_conditions if kind == "injected" else 1
         switched = n_conditions if kind == "switched" else 1
         self.encoder = Encoder(
