@@ -287,6 +287,12 @@ COUNT_MODELS = {
 }
 
 
+def _with_weight(name: str, kwargs: dict, weight: float | None) -> dict:
+    """``kwargs`` with ``invariance_weight=weight`` where model ``name`` has a penalty."""
+    has_penalty = name.startswith("CGMVAE") and kwargs.get("condition_invariance", "mmd")
+    return kwargs | {"invariance_weight": weight} if weight is not None and has_penalty else kwargs
+
+
 def run_counts(
     tasks: list[str], strengths: list[float], models: list[str], seeds: list[int],
     weight: float | None = None,
@@ -309,8 +315,7 @@ def run_counts(
                         # it never sees the effect: one fit per seed serves every strength
                         _append_count_run(reference[seed] | {"strength": strength, "seconds": 0})
                         continue
-                    if weight is not None and "condition_invariance" in kwargs:
-                        kwargs = kwargs | {"invariance_weight": weight}
+                    kwargs = _with_weight(name, kwargs, weight)
                     adata = changed.copy()
                     if not sees_effect:
                         adata.layers["counts"] = task.adata.layers["counts"].copy()
@@ -423,8 +428,7 @@ def run_images(
                 if name == "reference" and change != changes[0]:
                     continue
                 model_cls, condition, kwargs = MODELS[name]
-                if weight is not None and "condition_invariance" in kwargs:
-                    kwargs = kwargs | {"invariance_weight": weight}
+                kwargs = _with_weight(name, kwargs, weight)
                 label = "none" if name == "reference" else change
                 adata = with_condition(images, seed, name != "reference" and change)
                 began = time.perf_counter()
