@@ -552,6 +552,7 @@ def plot_images(summary: pd.DataFrame, reference_acc: float, max_epochs: int) ->
         "CGMVAE shares 100": "CGMVAE, MMD + cluster shares at weight 100, encoder sees c",
         "CGMVAE encoder sees": "CGMVAE, MMD, encoder sees the condition (former default)",
         "CGMVAE": "CGMVAE, MMD, encoder blind to the condition (default)",
+        "CGMVAE (weight 30)": "CGMVAE, as the default but the MMD at weight 30",
     }
     shown = summary[summary["model"].isin(list(names))]
     pivot = shown.pivot(index="change", columns="model", values="acc_mean")
