@@ -382,6 +382,43 @@ def report_counts() -> None:
         "--data counts --report", table["seconds"].sum() / 60,
         summary={"rows": summary.to_dict(orient="records")},
     )  # fmt: skip
+    plot_counts(summary)
+
+
+def plot_counts(summary: pd.DataFrame) -> None:
+    """ARI with the cell types and with the condition per setting, one bar per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = {
+        "reference": "CGMVAE on the counts without the effect",
+        "GMVAE": "GMVAE, not told the condition",
+        "CGMVAE": "CGMVAE (default)",
+        "scVI + Leiden": "scVI (condition as batch) + Leiden",
+        "Harmony + Leiden": "Harmony + Leiden",
+    }
+    shown = summary[summary["model"].isin(list(names))].copy()
+    shown["setting"] = shown["data"] + "\nLFC " + shown["strength"].map("{:g}".format)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharex=True)
+    for ax, score, label in zip(
+        axes, ["ari_types_mean", "ari_condition_mean"],
+        ["ARI with the cell types", "ARI with the condition"], strict=True,
+    ):  # fmt: skip
+        pivot = shown.pivot(index="setting", columns="model", values=score)
+        pivot = pivot[[name for name in names if name in pivot]].rename(columns=names)
+        pivot.plot.bar(ax=ax, width=0.8, rot=0, legend=False)
+        ax.set_ylabel(label)
+        ax.set_xlabel("")
+    axes[1].axhline(0.03, color="black", linestyle=":", label="target: below 0.03")
+    axes[0].set_title("Clusters against the cell types (higher is better)", fontsize=10)
+    axes[1].set_title("Clusters against the condition (lower is better)", fontsize=10)
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=3)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    fig.savefig(RESULTS / "condition_invariance_counts.png", dpi=120)
+    plt.close(fig)
 
 
 def main() -> None:
