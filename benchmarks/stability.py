@@ -384,21 +384,34 @@ def plot_runs(path: Path = RESULTS / "stability.png") -> None:
     cases = list(dict.fromkeys(table["case"]))
     labels = list(dict.fromkeys(table["label"]))
     colours = dict(zip(sorted(table["setting"].unique()), plt.cm.tab10.colors, strict=False))
-    fig, axes = plt.subplots(1, len(cases), figsize=(4 * len(cases), 3.6), squeeze=False)
-    for ax, case in zip(axes[0], cases, strict=True):
+    n_columns = min(4, len(cases))
+    n_rows = -(-len(cases) // n_columns)
+    fig, axes = plt.subplots(
+        n_rows, n_columns, figsize=(4 * n_columns, 3.2 * n_rows), squeeze=False
+    )
+    for ax in axes.flat[len(cases) :]:
+        ax.set_visible(False)
+    for ax, case in zip(axes.flat, cases, strict=False):
         score = CASES[case][0]
         rows = table[table["case"] == case]
-        for offset, label in enumerate(labels):
+        present = [label for label in labels if label in set(rows["label"])]
+        for offset, label in enumerate(present):
             part = rows[rows["label"] == label]
             for setting, group in part.groupby("setting"):
-                x = group["seed"] + (offset - (len(labels) - 1) / 2) * 0.35
-                marker = "os^D"[offset % 4]
+                x = group["seed"] + (offset - (len(present) - 1) / 2) * 0.7 / len(present)
+                marker = "os^D"[labels.index(label) % 4]
                 ax.scatter(x, group[score], s=18, color=colours[setting], alpha=0.8,
                            marker=marker, label=f"{label}: {setting}")  # fmt: skip
         ax.set(title=case, xlabel="seed", ylabel=score)
         ax.set_xticks(sorted(rows["seed"].unique()))
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
+    legend = {}  # every label and setting once, whichever panel drew it
+    for ax in axes.flat:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(name, handle)
+    fig.legend(
+        list(legend.values()), list(legend), loc="center left", bbox_to_anchor=(1.0, 0.5),
+        fontsize=7,
+    )  # fmt: skip
     fig.suptitle("One marker per run; colour: kernel x threads, shape: code version (label)")
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")
