@@ -385,6 +385,20 @@ def report_counts() -> None:
     plot_counts(summary)
 
 
+def _model_bars(
+    ax, summary: pd.DataFrame, index: str, score: str, names: dict[str, str],
+    order: list[str] | None = None,
+) -> None:  # fmt: skip
+    """Bars of ``score`` per value of ``index`` (in ``order``), one per model of ``names``
+    (in its order, labelled by its values); the caller draws the legend."""
+    shown = summary[summary["model"].isin(list(names))]
+    pivot = shown.pivot(index=index, columns="model", values=score)
+    if order is not None:
+        pivot = pivot.reindex([row for row in order if row in pivot.index])
+    pivot = pivot[[name for name in names if name in pivot]].rename(columns=names)
+    pivot.plot.bar(ax=ax, width=0.8, rot=0, legend=False)
+
+
 def plot_counts(summary: pd.DataFrame) -> None:
     """ARI with the cell types and with the condition per setting, one bar per model."""
     import matplotlib
@@ -399,16 +413,14 @@ def plot_counts(summary: pd.DataFrame) -> None:
         "scVI + Leiden": "scVI (condition as batch) + Leiden",
         "Harmony + Leiden": "Harmony + Leiden",
     }
-    shown = summary[summary["model"].isin(list(names))].copy()
-    shown["setting"] = shown["data"] + "\nLFC " + shown["strength"].map("{:g}".format)
+    settings = summary["data"] + "\nLFC " + summary["strength"].map("{:g}".format)
+    shown = summary.assign(setting=settings)
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharex=True)
     for ax, score, label in zip(
         axes, ["ari_types_mean", "ari_condition_mean"],
         ["ARI with the cell types", "ARI with the condition"], strict=True,
     ):  # fmt: skip
-        pivot = shown.pivot(index="setting", columns="model", values=score)
-        pivot = pivot[[name for name in names if name in pivot]].rename(columns=names)
-        pivot.plot.bar(ax=ax, width=0.8, rot=0, legend=False)
+        _model_bars(ax, shown, "setting", score, names)
         ax.set_ylabel(label)
         ax.set_xlabel("")
     axes[1].axhline(0.03, color="black", linestyle=":", label="target: below 0.03")
@@ -591,12 +603,8 @@ def plot_images(summary: pd.DataFrame, reference_acc: float, max_epochs: int) ->
         "CGMVAE": "CGMVAE, MMD, encoder blind to the condition (default)",
         "CGMVAE (weight 30)": "CGMVAE, as the default but the MMD at weight 30",
     }
-    shown = summary[summary["model"].isin(list(names))]
-    pivot = shown.pivot(index="change", columns="model", values="acc_mean")
-    pivot = pivot.reindex([c for c in CHANGES if c in pivot.index])
-    pivot = pivot[[name for name in names if name in pivot]].rename(columns=names)
     fig, ax = plt.subplots(figsize=(11, 3.6))
-    pivot.plot.bar(ax=ax, width=0.8, rot=0)
+    _model_bars(ax, summary, "change", "acc_mean", names, order=list(CHANGES))
     ax.axhline(reference_acc, color="black", linestyle="--", label="GMVAE, unchanged images")
     ax.set_ylabel("digit ACC")
     ax.set_ylim(0, 1)
